@@ -1,0 +1,10 @@
+//! pushspec: a conformance and reference test suite for WebSocket and
+//! Server-Sent Events servers.
+//!
+//! Three parts that stay apart: [`case`] (cases are data loaded from
+//! `cases/`), the engine ([`engine`], [`ws`], [`sse`]) that drives one case
+//! against a target over raw sockets, and [`report`] which turns outcomes
+//! into console, JSON and JUnit output.
+
+pub mod ws;
+pub mod sse;

@@ -1,0 +1,3 @@
+//! The Server-Sent Events side of the engine.
+
+pub mod parser;

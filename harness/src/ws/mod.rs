@@ -1,0 +1,4 @@
+//! The WebSocket side of the engine: frame codec, handshake and the
+//! connection driver that executes WebSocket cases over raw TCP.
+
+pub mod frame;

@@ -1,0 +1,1 @@
+//! Workspace-level test package: see tests/ and benches/.
