@@ -6,5 +6,13 @@
 //! against a target over raw sockets, and [`report`] which turns outcomes
 //! into console, JSON and JUnit output.
 
-pub mod ws;
+pub mod case;
+pub mod cli;
+pub mod engine;
+pub mod outcome;
+pub mod profile;
+pub mod report;
 pub mod sse;
+pub mod target;
+pub mod transcript;
+pub mod ws;

@@ -1,1 +1,330 @@
+//! pushspec reference server: a minimal, strictly conforming WebSocket
+//! (RFC 6455) echo server and Server-Sent Events (WHATWG HTML §9.2) server.
+//!
+//! Routes (HTTP/1.1, one task per connection):
+//! - any path with an `Upgrade` header: WebSocket handshake, then echo;
+//! - `GET /events`: an event stream;
+//! - `POST /publish`: publish the request body as an event;
+//! - `POST /finish`: end all streams; later `GET /events` get 204.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use pushspec_reference_server::{Config, Server};
+//! let server = Server::bind("127.0.0.1:0".parse().unwrap(), Config::default()).await?;
+//! let handle = server.spawn();
+//! println!("ws://{}/", handle.local_addr());
+//! # Ok(()) }
+//! ```
 
+mod guard;
+mod handshake;
+mod sse;
+mod ws;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use handshake::accept_key;
+
+/// Server configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub ws: WsConfig,
+    pub sse: SseConfig,
+}
+
+/// WebSocket settings.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// Largest message (and frame) accepted; larger ones fail the connection
+    /// with close code 1009. Default 64 MiB.
+    pub max_message_size: usize,
+    /// Supported subprotocols. The first protocol in the client's offer order
+    /// that is in this list is selected. Default: none.
+    pub subprotocols: Vec<String>,
+    /// `None` (default): any origin. `Some(list)`: an `Origin` header not in
+    /// the list gets 403 and no upgrade.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            max_message_size: 64 << 20,
+            subprotocols: Vec::new(),
+            allowed_origins: None,
+        }
+    }
+}
+
+/// Server-Sent Events settings.
+#[derive(Clone, Debug)]
+pub struct SseConfig {
+    /// A `: keep-alive` comment is sent when a stream was idle this long.
+    /// Default 15 s. Zero disables keep-alives.
+    pub keepalive: Duration,
+    /// Sent as `retry:` at the start of every stream. Default 3000.
+    pub retry_ms: u64,
+    /// Events kept for `Last-Event-ID` replay. Default 1024.
+    pub replay_capacity: usize,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        SseConfig {
+            keepalive: Duration::from_secs(15),
+            retry_ms: 3000,
+            replay_capacity: 1024,
+        }
+    }
+}
+
+/// Largest accepted `POST /publish` body.
+const MAX_PUBLISH_BODY: usize = 16 << 20;
+
+struct Shared {
+    ws: WsConfig,
+    hub: sse::Hub,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds the listening socket.
+    pub async fn bind(addr: SocketAddr, config: Config) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let shared = Arc::new(Shared {
+            ws: config.ws,
+            hub: sse::Hub::new(config.sse),
+        });
+        Ok(Server { listener, shared })
+    }
+
+    /// The bound address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves forever. Connection tasks belong to this future: dropping or
+    /// aborting it ends them all.
+    pub async fn run(self) {
+        let mut conns = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, _peer)) => {
+                        conns.spawn(serve_connection(tcp, self.shared.clone()));
+                    }
+                    // E.g. EMFILE: back off instead of spinning.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+    }
+
+    /// Runs the server in the background on the current tokio runtime.
+    pub fn spawn(self) -> ServerHandle {
+        let local_addr = self.local_addr();
+        ServerHandle {
+            task: tokio::spawn(self.run()),
+            local_addr,
+        }
+    }
+}
+
+/// A server running in the background; dropping it stops the server and all
+/// its connections.
+pub struct ServerHandle {
+    task: JoinHandle<()>,
+    local_addr: SocketAddr,
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A WebSocket upgrade accepted by the service, run by the connection task
+/// once hyper has sent the 101 and released the socket.
+type PendingUpgrade = (OnUpgrade, handshake::Accepted);
+
+async fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
+    // Echoes and pongs are small writes that must go out at once.
+    let _ = tcp.set_nodelay(true);
+    let pending: Arc<Mutex<Option<PendingUpgrade>>> = Arc::default();
+    let service = {
+        let pending = pending.clone();
+        let shared = shared.clone();
+        service_fn(move |req| {
+            let pending = pending.clone();
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(route(req, &shared, &pending).await) }
+        })
+    };
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    if conn.await.is_err() {
+        return;
+    }
+    let upgrade = pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((on_upgrade, accepted)) = upgrade {
+        if let Ok(upgraded) = on_upgrade.await {
+            ws::serve(upgraded, &shared.ws, accepted).await;
+        }
+    }
+}
+
+async fn route(
+    mut req: Request<Incoming>,
+    shared: &Shared,
+    pending: &Mutex<Option<PendingUpgrade>>,
+) -> Response<Body> {
+    if req.headers().contains_key(header::UPGRADE) {
+        return match handshake::validate(&req, &shared.ws) {
+            Ok(accepted) => {
+                let mut resp = Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header(header::UPGRADE, "websocket")
+                    .header(header::CONNECTION, "Upgrade")
+                    .header(handshake::SEC_WEBSOCKET_ACCEPT, &accepted.accept);
+                if let Some(p) = &accepted.protocol {
+                    resp = resp.header(handshake::SEC_WEBSOCKET_PROTOCOL, p.as_str());
+                }
+                let resp = resp.body(empty()).expect("valid response");
+                *pending.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((hyper::upgrade::on(&mut req), accepted));
+                resp
+            }
+            Err(rejection) => {
+                let mut resp = text(rejection.status, rejection.reason);
+                let headers = resp.headers_mut();
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                if let Some((name, value)) = rejection.header {
+                    headers.insert(name, value);
+                }
+                resp
+            }
+        };
+    }
+
+    match (req.uri().path(), req.method()) {
+        ("/events", &Method::GET) => events(&req, shared),
+        ("/publish", &Method::POST) => publish(req, shared).await,
+        ("/finish", &Method::POST) => {
+            shared.hub.finish();
+            status_only(StatusCode::NO_CONTENT)
+        }
+        ("/events", _) => method_not_allowed("GET"),
+        ("/publish" | "/finish", _) => method_not_allowed("POST"),
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn events(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
+    // `Accept` and `Accept-Encoding` are ignored on purpose: any Accept is
+    // served, and the stream is never compressed.
+    let last_event_id = req.headers().get("last-event-id").map(|v| v.as_bytes());
+    match shared.hub.subscribe(last_event_id) {
+        sse::Subscription::Finished => status_only(StatusCode::NO_CONTENT),
+        sse::Subscription::Live(stream) => {
+            let chunks = futures_util::stream::unfold(stream, |mut s| async move {
+                let chunk = s.next_chunk().await?;
+                Some((Ok::<_, Infallible>(Frame::data(chunk)), s))
+            });
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "text/event-stream")
+                .header(header::CACHE_CONTROL, "no-cache")
+                .body(BodyExt::boxed_unsync(StreamBody::new(chunks)))
+                .expect("valid response")
+        }
+    }
+}
+
+async fn publish(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let mut ids = req.headers().get_all("event-id").iter();
+    let id = match (ids.next(), ids.next()) {
+        (None, _) => None,
+        (Some(v), None) => match std::str::from_utf8(v.as_bytes()) {
+            Ok(s) => Some(s.to_owned()),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "Event-Id must be UTF-8"),
+        },
+        (Some(_), Some(_)) => return text(StatusCode::BAD_REQUEST, "more than one Event-Id"),
+    };
+    let body = match Limited::new(req.into_body(), MAX_PUBLISH_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+        }
+        Err(_) => return text(StatusCode::BAD_REQUEST, "could not read the body"),
+    };
+    let Ok(data) = std::str::from_utf8(&body) else {
+        return text(StatusCode::BAD_REQUEST, "body must be UTF-8");
+    };
+    match shared.hub.publish(id, data) {
+        Ok(id) => text(StatusCode::OK, id),
+        Err(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+fn empty() -> Body {
+    BodyExt::boxed_unsync(Empty::new())
+}
+
+fn status_only(status: StatusCode) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .body(empty())
+        .expect("valid response")
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(BodyExt::boxed_unsync(Full::new(Bytes::from(body.into()))))
+        .expect("valid response")
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}

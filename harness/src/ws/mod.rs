@@ -1,4 +1,8 @@
 //! The WebSocket side of the engine: frame codec, handshake and the
 //! connection driver that executes WebSocket cases over raw TCP.
 
+pub mod conn;
 pub mod frame;
+pub mod handshake;
+pub mod run;
+pub mod step;

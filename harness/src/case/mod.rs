@@ -1,0 +1,132 @@
+//! Cases are data: loaded from the TOML files under `cases/`, one file per
+//! family, each entry expanding over its parameters into concrete cases.
+
+pub mod file;
+pub mod payload;
+pub mod select;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use payload::Payload;
+
+/// How much a rule matters: `must` failures fail the run, `should` failures
+/// are reported as `non-strict` (fatal only with `--strict`), `info` cases
+/// only report what the target does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Must,
+    Should,
+    Info,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Must => "must",
+            Level::Should => "should",
+            Level::Info => "info",
+        })
+    }
+}
+
+/// Which protocol a family drives, from the first segment of its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Ws,
+    Sse,
+}
+
+/// What a target must declare in its profile for a case to apply; cases
+/// needing an undeclared capability are `unsupported`, not failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// permessage-deflate (RFC 7692).
+    Deflate,
+    /// The profile lists the subprotocols the target selects from.
+    Subprotocols,
+    /// The profile lists allowed origins.
+    Origins,
+    /// The profile declares a maximum message size.
+    MaxMessageSize,
+    /// The profile declares a maximum number of fragments per message.
+    MaxFragments,
+    /// The profile declares an idle timeout.
+    IdleTimeout,
+    /// Timing cases: skipped with `--skip-timing`.
+    Timing,
+    /// An SSE publish endpoint (`--publish`).
+    Publish,
+    /// SSE Last-Event-ID replay.
+    Replay,
+    /// The SSE target can be told its stream is finished (answers 204 after).
+    Finish,
+    /// The SSE publish endpoint takes an explicit event id.
+    EventIds,
+    /// Keep-alive waits: skipped with `--skip-timing`.
+    Keepalive,
+}
+
+/// A span of time written as `"500ms"`, `"2s"` in case files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// Where a case came from, for error messages and `pushspec show`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Source {
+    pub file: String,
+    pub line: usize,
+}
+
+/// The protocol-specific script of a case.
+#[derive(Clone, Debug)]
+pub enum Script {
+    Ws(crate::ws::step::Script),
+    Sse(crate::sse::step::Script),
+}
+
+/// One concrete, runnable case.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// `<protocol>.<family>.<slug>`, stable across releases.
+    pub id: String,
+    pub family: String,
+    pub title: String,
+    /// The section it checks, e.g. `RFC 6455 §5.5.2`.
+    pub spec: String,
+    pub level: Level,
+    /// The normative sentence, when the case file gives one.
+    pub requirement: Option<String>,
+    pub requires: Vec<Capability>,
+    pub script: Script,
+    pub source: Source,
+}
+
+impl Case {
+    pub fn protocol(&self) -> Protocol {
+        match self.script {
+            Script::Ws(_) => Protocol::Ws,
+            Script::Sse(_) => Protocol::Sse,
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Runs selected cases against the targets, in parallel, one connection per
+//! case, and streams results back as they finish.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::case::select::Patterns;
+use crate::case::{Case, Protocol, Script};
+use crate::outcome::{self, CaseResult, Finding, Run};
+use crate::profile::Capabilities;
+use crate::sse::run::SseTarget;
+use crate::transcript::Transcript;
+use crate::ws::run::{Settings, WsTarget};
+
+#[derive(Clone, Debug, Default)]
+pub struct Targets {
+    pub ws: Option<WsTarget>,
+    pub sse: Option<SseTarget>,
+}
+
+impl Targets {
+    pub fn serves(&self, p: Protocol) -> bool {
+        match p {
+            Protocol::Ws => self.ws.is_some(),
+            Protocol::Sse => self.sse.is_some(),
+        }
+    }
+}
+
+pub struct Plan {
+    pub cases: Vec<Case>,
+    pub targets: Targets,
+    pub settings: Settings,
+    pub capabilities: Capabilities,
+    pub known_failing: Option<Patterns>,
+    pub strict: bool,
+    pub jobs: usize,
+}
+
+/// Runs one case and judges it.
+pub async fn run_case(
+    case: &Case,
+    targets: &Targets,
+    settings: Settings,
+    caps: &Capabilities,
+) -> CaseResult {
+    let t = Transcript::new();
+    let start = Instant::now();
+    let missing = case.requires.iter().find_map(|c| caps.missing(*c));
+    let run = if let Some(why) = missing {
+        Run {
+            unsupported: Some(why.to_string()),
+            ..Run::default()
+        }
+    } else {
+        let budget = crate::ws::run::case_budget(settings.timeout) + Duration::from_secs(5);
+        let fut = async {
+            match (&case.script, &targets.ws, &targets.sse) {
+                (Script::Ws(s), Some(target), _) => crate::ws::run::run(s, target, settings, &t).await,
+                (Script::Sse(s), _, Some(target)) => {
+                    crate::sse::run::run(s, target, settings, caps, &t).await
+                }
+                _ => Run {
+                    unsupported: Some("no target given for this protocol".into()),
+                    ..Run::default()
+                },
+            }
+        };
+        match tokio::time::timeout(budget, fut).await {
+            Ok(run) => run,
+            Err(_) => Run {
+                failure: Some(Finding::new(
+                    format!("the case did not finish within {budget:?}"),
+                    "the target answers within the case budget",
+                    "still waiting",
+                )),
+                ..Run::default()
+            },
+        }
+    };
+    outcome::judge(case, run, &t, start.elapsed())
+}
+
+/// Runs every case of the plan; `on_result` sees each result as it finishes
+/// (for progress and incremental reports). Returns results in plan order.
+pub async fn run(plan: Plan, mut on_result: impl FnMut(&CaseResult)) -> Vec<CaseResult> {
+    let Plan {
+        cases,
+        targets,
+        settings,
+        capabilities,
+        known_failing,
+        strict,
+        jobs,
+    } = plan;
+    let n = cases.len();
+    let sem = Arc::new(Semaphore::new(jobs.max(1)));
+    let shared = Arc::new((cases, targets, capabilities));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for i in 0..n {
+        let sem = sem.clone();
+        let shared = shared.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = sem.acquire_owned().await else { return };
+            let (cases, targets, caps) = &*shared;
+            let r = run_case(&cases[i], targets, settings, caps).await;
+            let _ = tx.send((i, r));
+        });
+    }
+    drop(tx);
+    let mut results: Vec<Option<CaseResult>> = vec![None; n];
+    while let Some((i, mut r)) = rx.recv().await {
+        if let Some(kf) = &known_failing {
+            let listed = kf.matches(&r.id);
+            outcome::apply_known_failing(&mut r, listed, strict);
+        }
+        on_result(&r);
+        results[i] = Some(r);
+    }
+    results.into_iter().flatten().collect()
+}

@@ -1,0 +1,186 @@
+//! What running a case produced, and how that becomes an outcome.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::case::{Case, Level};
+use crate::transcript::{Entry, Transcript};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// A `should` rule was not met.
+    NonStrict,
+    /// An `info` case: what the target did, without a verdict.
+    Info,
+    /// The target's profile does not declare what the case needs.
+    Unsupported,
+    /// The harness could not run the case.
+    Error,
+    /// Listed as known-failing, and failed.
+    Xfail,
+    /// Listed as known-failing, but passed: a stale entry, which fails the run.
+    Xpass,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Pass,
+        Outcome::Fail,
+        Outcome::NonStrict,
+        Outcome::Info,
+        Outcome::Unsupported,
+        Outcome::Error,
+        Outcome::Xfail,
+        Outcome::Xpass,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::NonStrict => "non-strict",
+            Outcome::Info => "info",
+            Outcome::Unsupported => "unsupported",
+            Outcome::Error => "error",
+            Outcome::Xfail => "xfail",
+            Outcome::Xpass => "xpass",
+        }
+    }
+
+    /// Whether this outcome fails the run.
+    pub fn fails_run(self, strict: bool) -> bool {
+        matches!(self, Outcome::Fail | Outcome::Error | Outcome::Xpass)
+            || (strict && self == Outcome::NonStrict)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rule the target did not meet: what was expected, what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub reason: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+impl Finding {
+    pub fn new(
+        reason: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Self {
+        Finding {
+            reason: reason.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+        }
+    }
+}
+
+/// How a protocol driver's run of one case ended, before levels and the
+/// known-failing list are applied.
+#[derive(Debug, Default)]
+pub struct Run {
+    /// The first unmet expectation at the case's own level; the run stops there.
+    pub failure: Option<Finding>,
+    /// Unmet `should` expectations inside a case; the run went on.
+    pub non_strict: Vec<Finding>,
+    /// The harness itself could not run the case.
+    pub error: Option<String>,
+    pub unsupported: Option<String>,
+    /// The opening handshake never completed (for exit code 3).
+    pub handshake_failed: bool,
+    /// A one-line description of what passed, for `info` cases.
+    pub summary: Option<String>,
+}
+
+/// The reported result of one case.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub family: String,
+    pub title: String,
+    pub spec: String,
+    pub level: Level,
+    pub outcome: Outcome,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+    pub duration_ms: u64,
+    #[serde(skip)]
+    pub duration: Duration,
+    #[serde(skip)]
+    pub handshake_failed: bool,
+    /// Always kept; reporters decide where to show it.
+    #[serde(skip)]
+    pub transcript: Vec<Entry>,
+}
+
+/// Applies the case's level to a run.
+pub fn judge(case: &Case, run: Run, transcript: &Transcript, duration: Duration) -> CaseResult {
+    let (outcome, reason, finding) = if let Some(u) = run.unsupported {
+        (Outcome::Unsupported, u, None)
+    } else if let Some(e) = run.error {
+        (Outcome::Error, e, None)
+    } else if let Some(f) = run.failure {
+        match case.level {
+            Level::Must => (Outcome::Fail, f.reason.clone(), Some(f)),
+            Level::Should => (Outcome::NonStrict, f.reason.clone(), Some(f)),
+            Level::Info => (Outcome::Info, format!("observed: {}", f.reason), Some(f)),
+        }
+    } else if let Some(f) = run.non_strict.into_iter().next() {
+        match case.level {
+            Level::Info => (Outcome::Info, format!("observed: {}", f.reason), Some(f)),
+            _ => (Outcome::NonStrict, f.reason.clone(), Some(f)),
+        }
+    } else {
+        let s = run.summary.unwrap_or_else(|| "as expected".to_string());
+        match case.level {
+            Level::Info => (Outcome::Info, format!("observed: {s}"), None),
+            _ => (Outcome::Pass, s, None),
+        }
+    };
+    CaseResult {
+        id: case.id.clone(),
+        family: case.family.clone(),
+        title: case.title.clone(),
+        spec: case.spec.clone(),
+        level: case.level,
+        outcome,
+        reason,
+        expected: finding.as_ref().map(|f| f.expected.clone()),
+        actual: finding.map(|f| f.actual),
+        duration_ms: duration.as_millis() as u64,
+        duration,
+        handshake_failed: run.handshake_failed,
+        transcript: transcript.entries(),
+    }
+}
+
+/// Applies the known-failing list: failures become `xfail`, passes `xpass`.
+pub fn apply_known_failing(result: &mut CaseResult, listed: bool, strict: bool) {
+    if !listed {
+        return;
+    }
+    if result.outcome.fails_run(strict) || result.outcome == Outcome::NonStrict && strict {
+        result.outcome = Outcome::Xfail;
+        result.reason = format!("known failure: {}", result.reason);
+    } else if result.outcome == Outcome::Pass {
+        result.outcome = Outcome::Xpass;
+        result.reason =
+            "listed as known-failing but passed: remove the stale entry from the known-failing file"
+                .to_string();
+    }
+}
