@@ -157,7 +157,13 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
     for entry in raw.case {
         let span = entry.span();
         let line = line_of(text, span.start);
-        let case_text = &text[span.start.min(text.len())..span.end.min(text.len())];
+        // The entry runs to the next `[[case]]` header (the span toml gives
+        // for an array-of-tables entry may cover the header alone).
+        let start = span.start.min(text.len());
+        let end = text[start + 1.min(text.len() - start)..]
+            .find("\n[[case]]")
+            .map_or(text.len(), |i| start + 1 + i);
+        let case_text = &text[start..end.max(start)];
         let mut table = entry.into_inner();
         let slug_hint = table
             .get("slug")

@@ -1,31 +1,43 @@
-//! A `text/event-stream` parser that follows WHATWG HTML §9.2.6 ("Interpreting an event stream") to the
-//! letter, plus the bookkeeping a strict checker of a *server's* output needs (see
+//! A `text/event-stream` parser that follows WHATWG HTML §9.2.6 ("Interpreting an event stream")
+//! to the letter, plus the bookkeeping a strict checker of a *server's* output needs (see
 //! `shared/reference/sse.md`, rules C1-C14 for the parser and S4-S13 for what is observed).
 //!
 //! The parser is fed arbitrary byte chunks. It
 //!
-//! * strips exactly one leading BOM (`EF BB BF`), even when its bytes arrive in separate chunks (C2);
-//! * splits lines on CRLF, LF and a lone CR, treating a CR that ends one chunk and an LF that begins the
-//!   next as one terminator (C3);
-//! * decodes every complete line as UTF-8, replacing invalid sequences with U+FFFD (C1). Line terminators
-//!   are ASCII, so a line never splits a code point: only the partial trailing line is buffered;
-//! * interprets comments, fields and blank lines exactly as the standard says (C4-C13), and discards an
-//!   incomplete event at the end of the stream (C14).
+//! * strips exactly one leading BOM (`EF BB BF`), even when its bytes arrive in separate chunks
+//!   (C2);
+//! * splits lines on CRLF, LF and a lone CR, treating a CR that ends one chunk and an LF that
+//!   begins the next as one terminator (C3);
+//! * decodes every complete line as UTF-8, replacing invalid sequences with U+FFFD (C1). Line
+//!   terminators are ASCII, so a line never splits a code point: only the partial trailing line is
+//!   buffered;
+//! * interprets comments, fields and blank lines exactly as the standard says (C4-C13), and
+//!   discards an incomplete event at the end of the stream (C14).
 //!
-//! Every list in [`Observations`] is capped at [`LIST_CAP`] entries (the totals keep counting) and every
-//! stored piece of text at [`TEXT_CAP`] characters, and lines longer than the configured maximum are
-//! truncated, so a hostile stream cannot grow memory without bound.
+//! [`Parser::feed`] appends owned [`Event`]s; [`Parser::feed_with`] hands out borrowed
+//! [`EventRef`]s and allocates nothing per event. [`serialize`] writes events the way a correct
+//! server does, for round-trip checks.
+//!
+//! Memory is bounded whatever the server sends: every list in [`Observations`] is capped at
+//! [`LIST_CAP`] entries (the totals keep counting), every stored piece of text at [`TEXT_CAP`]
+//! characters, lines longer than [`Parser::with_max_line`] are truncated and an event's data is
+//! capped by [`Parser::with_max_data`]. U+FEFF and invalid UTF-8 are only reported within the kept
+//! part of a truncated line.
 
-use memchr::{memchr, memchr_iter, memchr2};
+use memchr::{memchr, memchr_iter, memchr2, memrchr2};
 
 /// At most this many entries are kept in each list of [`Observations`]; the totals keep counting.
 pub const LIST_CAP: usize = 64;
-/// Text stored in [`Observations`] (field names, colon-less lines, retry values) is cut to this many chars.
+/// Text stored in [`Observations`] (field names, colon-less lines, retry values) is cut to this
+/// many chars.
 pub const TEXT_CAP: usize = 80;
 /// Default for [`Parser::with_max_line`]: 16 MiB.
 pub const DEFAULT_MAX_LINE: usize = 16 * 1024 * 1024;
-/// The smallest accepted line cap. Truncation backs off to a code point boundary (at most 3 bytes), so with
-/// this minimum a truncated line is never empty and can never turn into a dispatching blank line.
+/// Default for [`Parser::with_max_data`]: 64 MiB.
+pub const DEFAULT_MAX_DATA: usize = 64 * 1024 * 1024;
+/// The smallest accepted line cap. Truncation backs off to a code point boundary (at most 3 bytes),
+/// so with this minimum a truncated line is never empty and can never turn into a dispatching blank
+/// line.
 const MIN_MAX_LINE: usize = 4;
 
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
@@ -38,10 +50,37 @@ pub struct Event {
     pub event_type: String,
     /// The data buffer with its one trailing LF removed.
     pub data: String,
-    /// The last event ID buffer at dispatch. It persists across events until an `id` field changes it.
+    /// The last event ID buffer at dispatch. It persists across events until an `id` field changes
+    /// it.
     pub last_event_id: String,
-    /// The `id` field set within this event's block, if any (fields ignored for U+0000 do not count).
+    /// The `id` field set within this event's block, if any (fields ignored for U+0000 do not
+    /// count).
     pub id: Option<String>,
+}
+
+/// A dispatched event borrowed from the parser's buffers (see [`Parser::feed_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The event type: `"message"` when there was no `event` field or it was empty.
+    pub event_type: &'a str,
+    /// The data buffer with its one trailing LF removed.
+    pub data: &'a str,
+    /// The last event ID buffer at dispatch.
+    pub last_event_id: &'a str,
+    /// The `id` field set within this event's block, if any.
+    pub id: Option<&'a str>,
+}
+
+impl EventRef<'_> {
+    /// An owned copy.
+    pub fn to_event(&self) -> Event {
+        Event {
+            event_type: self.event_type.to_owned(),
+            data: self.data.to_owned(),
+            last_event_id: self.last_event_id.to_owned(),
+            id: self.id.map(str::to_owned),
+        }
+    }
 }
 
 /// A line terminator.
@@ -77,12 +116,13 @@ pub struct ListTotals {
     pub invalid_retry: u64,
     pub ids_with_nul: u64,
     pub overlong_lines: u64,
+    pub oversized_events: u64,
 }
 
-/// What a strict checker of a *server's* output needs beyond the events. All lists are capped (at most
-/// [`LIST_CAP`] entries each; [`Observations::totals`] keeps counting) so a hostile stream cannot grow memory
-/// without bound. Byte offsets count every byte fed, including a stripped BOM; line numbers start at 1 and
-/// count terminated lines only (blank lines and comments included).
+/// What a strict checker of a *server's* output needs beyond the events. All lists are capped (at
+/// most [`LIST_CAP`] entries each; [`Observations::totals`] keeps counting) so a hostile stream
+/// cannot grow memory without bound. Byte offsets count every byte fed, including a stripped BOM;
+/// line numbers start at 1 and count terminated lines only (blank lines and comments included).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observations {
     /// Bytes fed.
@@ -93,12 +133,13 @@ pub struct Observations {
     pub comments: u64,
     /// Events dispatched (blocks with an empty data buffer fire nothing and are not counted).
     pub events: u64,
-    /// Line terminators seen, by kind. A CR that ends a chunk counts as `cr` until the next chunk shows
-    /// whether an LF follows it (then it is moved to `crlf`).
+    /// Line terminators seen, by kind. A CR that ends a chunk counts as `cr` until the next chunk
+    /// shows whether an LF follows it (then it is moved to `crlf`).
     pub lf: u64,
     pub cr: u64,
     pub crlf: u64,
-    /// CRLF terminators whose CR was the last byte of a chunk and whose LF was the first byte of the next.
+    /// CRLF terminators whose CR was the last byte of a chunk and whose LF was the first byte of
+    /// the next.
     pub cr_lf_split_across_chunks: u64,
     /// The stream began with a BOM (which was stripped).
     pub leading_bom: bool,
@@ -106,12 +147,14 @@ pub struct Observations {
     pub bom_not_at_start: Vec<u64>,
     /// Byte offsets where invalid UTF-8 was replaced by U+FFFD (one entry per replacement; S4).
     pub invalid_utf8: Vec<u64>,
-    /// (line number, field name) of fields other than event/data/id/retry (name cut to [`TEXT_CAP`] chars).
+    /// (line number, field name) of fields other than event/data/id/retry (name cut to [`TEXT_CAP`]
+    /// chars).
     pub unknown_fields: Vec<(u64, String)>,
-    /// The unknown field names that equal a known one ignoring ASCII case, such as `Data` or `ID` (S8).
+    /// The unknown field names that equal a known one ignoring ASCII case, such as `Data` or `ID`
+    /// (S8).
     pub miscased_fields: Vec<(u64, String)>,
-    /// Non-empty lines with no colon (text cut to [`TEXT_CAP`] chars). This includes a bare `data` line,
-    /// which is legal; a checker filters on the text.
+    /// Non-empty lines with no colon (text cut to [`TEXT_CAP`] chars). This includes a bare `data`
+    /// line, which is legal; a checker filters on the text.
     pub colonless_lines: Vec<(u64, String)>,
     /// `retry` values ignored because they are not a non-empty string of ASCII digits (S13).
     pub invalid_retry: Vec<(u64, String)>,
@@ -121,7 +164,11 @@ pub struct Observations {
     pub retry: Option<u64>,
     /// Line numbers of lines longer than the parser's line cap (they were truncated).
     pub overlong_lines: Vec<u64>,
-    /// The longest line seen so far, in bytes, terminator excluded; a still unterminated line counts.
+    /// Line numbers of the blank lines that dispatched an event whose data exceeded the parser's
+    /// data cap (the `data` lines that did not fit were dropped).
+    pub oversized_events: Vec<u64>,
+    /// The longest line seen so far, in bytes, terminator excluded; a still unterminated line
+    /// counts.
     pub longest_line: u64,
     /// [`Parser::finish`] discarded an incomplete event or a partial line (S7).
     pub discarded_at_eof: bool,
@@ -169,9 +216,59 @@ fn cut_incomplete_tail(b: &[u8]) -> &[u8] {
     b
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each zero byte of `w` is set (bytes above the first zero byte may be set
+/// spuriously, so only the lowest set bit is meaningful).
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(LO) & !w & HI
+}
+
+#[inline(always)]
+fn word(h: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Index of the first CR or LF. Lines are often short (`id: 7`, blank lines), so the first 16 bytes
+/// are checked a word at a time (no branch per byte) before handing over to `memchr2`.
+#[inline]
+fn find_eol(h: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while at < 16 && at + 8 <= h.len() {
+        let w = word(h, at);
+        let m = zero_bytes(w ^ (LO * u64::from(b'\n'))) | zero_bytes(w ^ (LO * u64::from(b'\r')));
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    memchr2(b'\n', b'\r', &h[at..]).map(|i| i + at)
+}
+
+/// Index of the first colon. Field names are short, so the first 16 bytes are checked a word at a
+/// time.
+#[inline]
+fn find_colon(h: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while at < 16 && at + 8 <= h.len() {
+        let m = zero_bytes(word(h, at) ^ (LO * u64::from(b':')));
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    memchr(b':', &h[at..]).map(|i| i + at)
+}
+
 /// The interpretation state: the buffers of §9.2.6 and the observations.
 #[derive(Default)]
 struct Interp {
+    /// The data buffer may not grow beyond this many bytes.
+    max_data: usize,
+    /// A `data` line of the current block was dropped for the cap.
+    data_truncated: bool,
     data: String,
     event_type: String,
     /// The "last event ID buffer".
@@ -187,10 +284,10 @@ struct Interp {
 
 impl Interp {
     /// Processes one complete, decoded line (terminator excluded). `n` is its line number.
-    fn line(&mut self, line: &str, n: u64, out: &mut Vec<Event>) {
+    fn line<F: FnMut(EventRef<'_>)>(&mut self, line: &str, n: u64, f: &mut F) {
         let bytes = line.as_bytes();
         let Some(&first) = bytes.first() else {
-            self.dispatch(out);
+            self.dispatch(f);
             return;
         };
         if first == b':' {
@@ -198,7 +295,7 @@ impl Interp {
             return;
         }
         self.pending_fields = true;
-        let (name, value) = match memchr(b':', bytes) {
+        let (name, value) = match find_colon(bytes) {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(' ').unwrap_or(v))
@@ -215,8 +312,12 @@ impl Interp {
         };
         match name {
             "data" => {
-                self.data.push_str(value);
-                self.data.push('\n');
+                if self.data.len() + value.len() < self.max_data {
+                    self.data.push_str(value);
+                    self.data.push('\n');
+                } else {
+                    self.data_truncated = true;
+                }
             }
             "event" => {
                 self.event_type.clear();
@@ -259,11 +360,20 @@ impl Interp {
     }
 
     /// Dispatches the event (§9.2.6 "dispatch the event", steps 1-7).
-    fn dispatch(&mut self, out: &mut Vec<Event>) {
+    fn dispatch<F: FnMut(EventRef<'_>)>(&mut self, f: &mut F) {
         self.pending_fields = false;
         // 1. The last event ID is set from the buffer even when nothing fires.
         self.last_event_id.clone_from(&self.id_buf);
         let has_id = std::mem::take(&mut self.block_has_id);
+        if std::mem::take(&mut self.data_truncated) {
+            let o = &mut self.obs;
+            let n = o.lines;
+            push_capped(
+                &mut o.oversized_events,
+                &mut o.totals.oversized_events,
+                || n,
+            );
+        }
         // 2. Empty data buffer: reset data and type, fire nothing.
         if self.data.is_empty() {
             self.event_type.clear();
@@ -273,17 +383,16 @@ impl Interp {
         if self.data.ends_with('\n') {
             self.data.pop();
         }
-        // 4-6. Build the event; the type defaults to "message".
-        let event_type = if self.event_type.is_empty() {
-            String::from("message")
-        } else {
-            self.event_type.clone()
-        };
-        out.push(Event {
-            event_type,
-            data: self.data.clone(),
-            last_event_id: self.last_event_id.clone(),
-            id: has_id.then(|| self.id_buf.clone()),
+        // 4-6. Fire; the type defaults to "message".
+        f(EventRef {
+            event_type: if self.event_type.is_empty() {
+                "message"
+            } else {
+                &self.event_type
+            },
+            data: &self.data,
+            last_event_id: &self.last_event_id,
+            id: has_id.then_some(self.id_buf.as_str()),
         });
         self.obs.events += 1;
         // 7. Reset data and type (not the last event ID buffer).
@@ -292,7 +401,8 @@ impl Interp {
     }
 }
 
-/// The `text/event-stream` parser. Feed it chunks with [`Parser::feed`], then call [`Parser::finish`].
+/// The `text/event-stream` parser. Feed it chunks with [`Parser::feed`], then call
+/// [`Parser::finish`].
 pub struct Parser {
     st: Interp,
     /// Bytes of a leading BOM matched so far (only while `!bom_done`).
@@ -324,7 +434,10 @@ impl Parser {
     /// A parser at the start of a stream, with the default line cap ([`DEFAULT_MAX_LINE`]).
     pub fn new() -> Self {
         Parser {
-            st: Interp::default(),
+            st: Interp {
+                max_data: DEFAULT_MAX_DATA,
+                ..Interp::default()
+            },
             bom_matched: 0,
             bom_done: false,
             pending_cr: false,
@@ -339,10 +452,19 @@ impl Parser {
 
     /// Lines longer than `n` bytes are truncated to at most `n` bytes (backing off to a code point
     /// boundary), still counted and terminated correctly, and recorded in
-    /// [`Observations::overlong_lines`]. This bounds memory when a server never sends a newline. Values
-    /// below 4 are raised to 4 (so a truncated line is never empty).
+    /// [`Observations::overlong_lines`]. This bounds memory when a server never sends a newline.
+    /// Values below 4 are raised to 4 (so a truncated line is never empty).
     pub fn with_max_line(mut self, n: usize) -> Self {
         self.max_line = n.max(MIN_MAX_LINE);
+        self
+    }
+
+    /// The data buffer of one event may hold at most `n` bytes: `data` lines that would take it
+    /// past the cap are dropped and the event is recorded in [`Observations::oversized_events`].
+    /// This bounds memory when a server sends `data` lines and never a blank line. Default
+    /// [`DEFAULT_MAX_DATA`].
+    pub fn with_max_data(mut self, n: usize) -> Self {
+        self.st.max_data = n;
         self
     }
 
@@ -369,6 +491,14 @@ impl Parser {
 
     /// Feeds one chunk; dispatched events are appended to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) {
+        self.feed_with(chunk, |e| out.push(e.to_event()));
+    }
+
+    /// Feeds one chunk and calls `f` with each dispatched event, borrowed from the parser's
+    /// buffers. Same semantics as [`Parser::feed`] without allocating per event: use it when the
+    /// events are only inspected.
+    pub fn feed_with<F: FnMut(EventRef<'_>)>(&mut self, chunk: &[u8], mut f: F) {
+        let f = &mut f;
         self.st.obs.bytes += chunk.len() as u64;
         let mut rest = chunk;
         if !self.bom_done {
@@ -387,7 +517,7 @@ impl Parser {
                     // Not a BOM: the held prefix is ordinary stream content.
                     self.bom_done = true;
                     let held = std::mem::take(&mut self.bom_matched);
-                    self.split(&BOM[..held], out);
+                    self.split(&BOM[..held], f);
                     break;
                 }
             }
@@ -396,14 +526,15 @@ impl Parser {
             }
             self.bom_matched = 0;
         }
-        self.split(rest, out);
+        self.split(rest, f);
     }
 
     /// End of stream: any incomplete event (pending field lines or a partial line) is discarded, as
     /// §9.2.6 requires; returns true if there was one (also recorded in
-    /// [`Observations::discarded_at_eof`]). The last event ID reverts to the value of the last dispatch.
-    /// Feeding after `finish` starts a new response body (as after a reconnect): a leading BOM is stripped
-    /// again, while the last event ID, retry and observations carry over (offsets keep counting).
+    /// [`Observations::discarded_at_eof`]). The last event ID reverts to the value of the last
+    /// dispatch. Feeding after `finish` starts a new response body (as after a reconnect): a
+    /// leading BOM is stripped again, while the last event ID, retry and observations carry over
+    /// (offsets keep counting).
     pub fn finish(&mut self) -> bool {
         let discarded = self.has_pending();
         if discarded {
@@ -414,6 +545,8 @@ impl Parser {
         self.pending_cr = false;
         self.bom_matched = 0;
         self.bom_done = false;
+        // A held BOM prefix was counted in `bytes` but never split.
+        self.offset = self.st.obs.bytes;
         self.line_start = self.offset;
         let st = &mut self.st;
         st.data.clear();
@@ -421,11 +554,18 @@ impl Parser {
         st.id_buf.clone_from(&st.last_event_id);
         st.block_has_id = false;
         st.pending_fields = false;
+        st.data_truncated = false;
         discarded
     }
 
     /// Splits BOM-free stream bytes into lines.
-    fn split(&mut self, chunk: &[u8], out: &mut Vec<Event>) {
+    ///
+    /// The unterminated line left by the previous chunk is completed first (slow path: joined in
+    /// `partial`). Then the region of complete lines, up to the last terminator, is validated as
+    /// UTF-8 in one call; if valid (the normal case), its lines are sliced out of the `&str` with
+    /// no further validation, and BOMs are found with one scan of the region. Otherwise each line
+    /// is decoded on its own. The bytes after the last terminator become the new partial line.
+    fn split<F: FnMut(EventRef<'_>)>(&mut self, chunk: &[u8], f: &mut F) {
         if chunk.is_empty() {
             return;
         }
@@ -439,28 +579,123 @@ impl Parser {
             pos = 1;
             self.line_start = base + 1;
         }
-        while let Some(rel) = memchr2(b'\n', b'\r', &chunk[pos..]) {
-            let end = pos + rel;
-            let next = if chunk[end] == b'\n' {
-                self.st.obs.lf += 1;
-                end + 1
-            } else if end + 1 == chunk.len() {
-                self.st.obs.cr += 1;
-                self.pending_cr = true;
-                end + 1
-            } else if chunk[end + 1] == b'\n' {
-                self.st.obs.crlf += 1;
-                end + 2
-            } else {
-                self.st.obs.cr += 1;
-                end + 1
-            };
-            self.complete_line(&chunk[pos..end], out);
-            pos = next;
-            self.line_start = base + pos as u64;
+        if self.partial_len > 0 {
+            match memchr2(b'\n', b'\r', &chunk[pos..]) {
+                None => {}
+                Some(rel) => {
+                    let end = pos + rel;
+                    let next = self.terminator(chunk, end);
+                    self.complete_partial(&chunk[pos..end], f);
+                    pos = next;
+                    self.line_start = base + pos as u64;
+                }
+            }
+        }
+        if let Some(last) = memrchr2(b'\n', b'\r', &chunk[pos..]) {
+            let region_end = pos + last + 1;
+            let valid = std::str::from_utf8(&chunk[pos..region_end]).ok();
+            self.split_region(chunk, pos, region_end, valid, f);
+            pos = region_end;
         }
         self.append_partial(&chunk[pos..]);
         self.offset = base + chunk.len() as u64;
+    }
+
+    /// Counts the terminator at `chunk[end]` (a CR or an LF) and returns the index after it.
+    #[inline]
+    fn terminator(&mut self, chunk: &[u8], end: usize) -> usize {
+        let o = &mut self.st.obs;
+        if chunk[end] == b'\n' {
+            o.lf += 1;
+            end + 1
+        } else if end + 1 == chunk.len() {
+            o.cr += 1;
+            self.pending_cr = true;
+            end + 1
+        } else if chunk[end + 1] == b'\n' {
+            o.crlf += 1;
+            end + 2
+        } else {
+            o.cr += 1;
+            end + 1
+        }
+    }
+
+    /// Processes the complete lines in `chunk[start..end]` (`end` is just past a terminator).
+    /// `valid` is that range as a `&str` when it is valid UTF-8.
+    fn split_region<F: FnMut(EventRef<'_>)>(
+        &mut self,
+        chunk: &[u8],
+        start: usize,
+        end: usize,
+        valid: Option<&str>,
+        f: &mut F,
+    ) {
+        let base = self.offset;
+        // BOM candidates in the region (valid path only), consumed line by line.
+        let mut boms = valid.map(|_| memchr_iter(0xEF, &chunk[start..end]).peekable());
+        let mut pos = start;
+        while pos < end {
+            let eol = pos + find_eol(&chunk[pos..end]).expect("the region ends with a terminator");
+            let next = self.terminator(chunk, eol);
+            let (n, overlong) = self.count_line((eol - pos) as u64);
+            match valid {
+                Some(text) => {
+                    let mut line = &text[pos - start..eol - start];
+                    if overlong {
+                        let mut k = self.max_line;
+                        while !line.is_char_boundary(k) {
+                            k -= 1;
+                        }
+                        line = &line[..k];
+                    }
+                    if let Some(boms) = boms.as_mut() {
+                        let kept_end = pos - start + line.len();
+                        while let Some(&h) = boms.peek() {
+                            if h >= eol - start {
+                                break;
+                            }
+                            boms.next();
+                            if h + 3 <= kept_end && text.as_bytes()[h + 1..].starts_with(&BOM[1..])
+                            {
+                                let o = &mut self.st.obs;
+                                push_capped(
+                                    &mut o.bom_not_at_start,
+                                    &mut o.totals.bom_not_at_start,
+                                    || base + h as u64 + start as u64,
+                                );
+                            }
+                        }
+                    }
+                    self.st.line(line, n, f);
+                }
+                None => {
+                    let bytes = &chunk[pos..eol];
+                    let bytes = if overlong {
+                        cut_incomplete_tail(&bytes[..self.max_line])
+                    } else {
+                        bytes
+                    };
+                    self.decode_line(bytes, n, f);
+                }
+            }
+            pos = next;
+            self.line_start = base + pos as u64;
+        }
+    }
+
+    /// Counts a terminated line of `len` bytes; returns its line number and whether it is overlong.
+    #[inline]
+    fn count_line(&mut self, len: u64) -> (u64, bool) {
+        let o = &mut self.st.obs;
+        o.lines += 1;
+        let n = o.lines;
+        o.longest_line = o.longest_line.max(len);
+        let overlong = len > self.max_line as u64;
+        if overlong {
+            push_capped(&mut o.overlong_lines, &mut o.totals.overlong_lines, || n);
+        }
+        (n, overlong)
     }
 
     fn append_partial(&mut self, bytes: &[u8]) {
@@ -475,43 +710,26 @@ impl Parser {
         o.longest_line = o.longest_line.max(self.partial_len);
     }
 
-    /// A line ended; `tail` is its part in the current chunk (the rest, if any, is in `partial`).
-    fn complete_line(&mut self, tail: &[u8], out: &mut Vec<Event>) {
-        let o = &mut self.st.obs;
-        o.lines += 1;
-        let n = o.lines;
-        let len = self.partial_len + tail.len() as u64;
-        o.longest_line = o.longest_line.max(len);
-        let overlong = len > self.max_line as u64;
-        if overlong {
-            push_capped(&mut o.overlong_lines, &mut o.totals.overlong_lines, || n);
-        }
-        if self.partial_len == 0 {
-            let bytes = if overlong {
-                cut_incomplete_tail(&tail[..self.max_line])
-            } else {
-                tail
-            };
-            self.decode_line(bytes, n, out);
+    /// The partial line ended; `tail` is its part in the current chunk.
+    fn complete_partial<F: FnMut(EventRef<'_>)>(&mut self, tail: &[u8], f: &mut F) {
+        let (n, overlong) = self.count_line(self.partial_len + tail.len() as u64);
+        let room = self.max_line.saturating_sub(self.partial.len());
+        self.partial
+            .extend_from_slice(&tail[..tail.len().min(room)]);
+        let buf = std::mem::take(&mut self.partial);
+        let bytes = if overlong {
+            cut_incomplete_tail(&buf)
         } else {
-            let room = self.max_line.saturating_sub(self.partial.len());
-            self.partial
-                .extend_from_slice(&tail[..tail.len().min(room)]);
-            let buf = std::mem::take(&mut self.partial);
-            let bytes = if overlong {
-                cut_incomplete_tail(&buf)
-            } else {
-                &buf[..]
-            };
-            self.decode_line(bytes, n, out);
-            self.partial = buf;
-            self.partial.clear();
-            self.partial_len = 0;
-        }
+            &buf[..]
+        };
+        self.decode_line(bytes, n, f);
+        self.partial = buf;
+        self.partial.clear();
+        self.partial_len = 0;
     }
 
     /// Records BOMs, decodes (replacing invalid UTF-8) and interprets one line.
-    fn decode_line(&mut self, bytes: &[u8], n: u64, out: &mut Vec<Event>) {
+    fn decode_line<F: FnMut(EventRef<'_>)>(&mut self, bytes: &[u8], n: u64, f: &mut F) {
         let start = self.line_start;
         let o = &mut self.st.obs;
         for i in memchr_iter(0xEF, bytes) {
@@ -524,7 +742,7 @@ impl Parser {
             }
         }
         match std::str::from_utf8(bytes) {
-            Ok(line) => self.st.line(line, n, out),
+            Ok(line) => self.st.line(line, n, f),
             Err(_) => {
                 let mut text = std::mem::take(&mut self.lossy);
                 text.clear();
@@ -538,7 +756,7 @@ impl Parser {
                         at += piece.invalid().len() as u64;
                     }
                 }
-                self.st.line(&text, n, out);
+                self.st.line(&text, n, f);
                 self.lossy = text;
             }
         }
@@ -548,8 +766,8 @@ impl Parser {
 /// One event for [`serialize`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OutEvent<'a> {
-    /// Written as an `id` line when `Some` (`Some("")` resets the last event ID). Must not contain CR, LF
-    /// or U+0000.
+    /// Written as an `id` line when `Some` (`Some("")` resets the last event ID). Must not contain
+    /// CR, LF or U+0000.
     pub id: Option<&'a str>,
     /// Written as an `event` line unless `None`, empty or `"message"`. Must not contain CR or LF.
     pub event_type: Option<&'a str>,
@@ -568,12 +786,12 @@ impl<'a> OutEvent<'a> {
     }
 }
 
-/// Serialises events the way a correct server should: an `id` line only if `Some`, an `event` line only if
-/// the type is not `message` (or empty), the data split on CR, LF and CRLF into one `data` line per line
-/// (`data: ` + line, or `data:` for an empty line, so a leading space survives), each line ended with
-/// `ending`, and a blank line after each event. Every serialised event fires, with exactly its data once
-/// CR and CRLF are normalised to LF. Ids and types containing CR or LF are written as is (they would inject
-/// lines); a correct server never sends them.
+/// Serialises events the way a correct server should: an `id` line only if `Some`, an `event` line
+/// only if the type is not `message` (or empty), the data split on CR, LF and CRLF into one `data`
+/// line per line (`data: ` + line, or `data:` for an empty line, so a leading space survives), each
+/// line ended with `ending`, and a blank line after each event. Every serialised event fires, with
+/// exactly its data once CR and CRLF are normalised to LF. Ids and types containing CR or LF are
+/// written as is (they would inject lines); a correct server never sends them.
 pub fn serialize(events: &[OutEvent<'_>], ending: LineEnding) -> Vec<u8> {
     let nl = ending.as_bytes();
     let mut out = Vec::with_capacity(events.iter().map(|e| e.data.len() + 32).sum());
@@ -844,7 +1062,11 @@ mod tests {
     // C8 / S8: field names are literal.
     #[test]
     fn unknown_and_miscased_fields_are_ignored_and_recorded() {
-        let input = b"Data:1\ndata\0:2\nda-ta:3\n data:4\nfoobar:xxx\nID: 9\nEVENT: x\nRetry: 5\ndata: ok\n\n";
+        let input = concat!(
+            "Data:1\ndata\0:2\nda-ta:3\n data:4\nfoobar:xxx\n",
+            "ID: 9\nEVENT: x\nRetry: 5\ndata: ok\n\n"
+        )
+        .as_bytes();
         let (evs, p, _) = run(&[input]);
         assert_eq!(evs, vec![msg("ok")]);
         let o = p.observations();
@@ -966,7 +1188,11 @@ mod tests {
         assert!(p.observations().invalid_retry.is_empty());
         let (_, p, _) = run(&[b"retry:7\nretry: 99999999999999999999999999\n\n"]);
         assert_eq!(p.observations().retry, Some(u64::MAX));
-        let input = b"retry: 1000\nretry: 1000x\nretry:\nretry: 1.5\nretry:  1000\nretry: -1\nretry: +5\nretry\n\n";
+        let input = concat!(
+            "retry: 1000\nretry: 1000x\nretry:\nretry: 1.5\n",
+            "retry:  1000\nretry: -1\nretry: +5\nretry\n\n"
+        )
+        .as_bytes();
         let (evs, p, _) = run(&[input]);
         assert!(evs.is_empty());
         let o = p.observations();
@@ -1100,6 +1326,16 @@ mod tests {
     }
 
     #[test]
+    fn data_buffer_is_capped() {
+        let mut p = Parser::new().with_max_data(10);
+        let mut out = Vec::new();
+        p.feed(b"data: 1234\ndata: 5678\ndata: 9\n\ndata: ok\n\n", &mut out);
+        assert_eq!(out, vec![msg("1234\n5678"), msg("ok")]);
+        assert_eq!(p.observations().oversized_events, vec![4]);
+        assert_eq!(p.observations().totals.oversized_events, 1);
+    }
+
+    #[test]
     fn lists_are_capped_but_counted() {
         let input = "foo: 1\n".repeat(100);
         let (_, p, _) = run(&[input.as_bytes()]);
@@ -1139,7 +1375,12 @@ mod tests {
         ];
         assert_eq!(
             serialize(&evs, LineEnding::Lf),
-            b"id: 7\nevent: update\ndata: a\ndata: b\ndata: c\ndata: d\n\ndata:\n\nid: \ndata:  x\ndata:\n\n"
+            concat!(
+                "id: 7\nevent: update\ndata: a\ndata: b\ndata: c\ndata: d\n\n",
+                "data:\n\n",
+                "id: \ndata:  x\ndata:\n\n"
+            )
+            .as_bytes()
         );
         assert_eq!(
             serialize(&[OutEvent::message("a")], LineEnding::CrLf),
@@ -1217,7 +1458,7 @@ mod tests {
             let (name, value) = match line.find(':') {
                 Some(c) => {
                     let v = &line[c + 1..];
-                    (&line[..c], if v.starts_with(' ') { &v[1..] } else { v })
+                    (&line[..c], v.strip_prefix(' ').unwrap_or(v))
                 }
                 None => (&line[..], ""),
             };
@@ -1231,10 +1472,11 @@ mod tests {
                     id_buf = value.to_string();
                     block_id = Some(id_buf.clone());
                 }
-            } else if name == "retry" {
-                if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
-                    retry = Some(value.parse::<u64>().unwrap_or(u64::MAX));
-                }
+            } else if name == "retry"
+                && !value.is_empty()
+                && value.chars().all(|c| c.is_ascii_digit())
+            {
+                retry = Some(value.parse::<u64>().unwrap_or(u64::MAX));
             }
         }
         (out, last_id, retry)
@@ -1286,6 +1528,26 @@ mod tests {
         prop::collection::vec(c, 0..12).prop_map(|v| v.into_iter().collect())
     }
 
+    /// Ids: no U+0000, CR or LF.
+    fn round_trip_id() -> impl Strategy<Value = Option<String>> {
+        let id = text(&[' ', ':', 'x', '\u{FEFF}', '\t']);
+        prop::option::of(id.prop_map(|s| s.replace(['\0', '\r', '\n'], "")))
+    }
+
+    /// Event types: no CR or LF.
+    fn round_trip_type() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(text(&[' ', ':', 'x', '\t']).prop_map(|s| s.replace(['\r', '\n'], "")))
+    }
+
+    /// Data: anything, often with line breaks, colons, leading spaces, NUL, BOM, non-ASCII, and
+    /// sometimes a trailing line break or an embedded `data: x`.
+    fn round_trip_data() -> impl Strategy<Value = String> {
+        let endings = vec!["", "\r\n", "\n", "\r", " ", "data: x"];
+        text(&['\r', '\n', ':', ' ', '\0', '\u{FEFF}', 'é']).prop_flat_map(move |s| {
+            prop::sample::select(endings.clone()).prop_map(move |t| format!("{s}{t}"))
+        })
+    }
+
     fn ending() -> impl Strategy<Value = LineEnding> {
         prop_oneof![
             Just(LineEnding::Lf),
@@ -1300,13 +1562,7 @@ mod tests {
         #[test]
         fn serialised_events_round_trip(
             evs in prop::collection::vec(
-                (
-                    prop::option::of(text(&[' ', ':', 'x', '\u{FEFF}', '\t']).prop_map(|s| s.replace(['\0', '\r', '\n'], ""))),
-                    prop::option::of(text(&[' ', ':', 'x', '\t']).prop_map(|s| s.replace(['\r', '\n'], ""))),
-                    text(&['\r', '\n', ':', ' ', '\0', '\u{FEFF}', 'é']).prop_flat_map(|s| {
-                        prop::sample::select(vec!["", "\r\n", "\n", "\r", " ", "data: x"]).prop_map(move |t| format!("{s}{t}"))
-                    }),
-                ),
+                (round_trip_id(), round_trip_type(), round_trip_data()),
                 0..8,
             ),
             ending in ending(),
@@ -1358,6 +1614,36 @@ mod tests {
             a.cr_lf_split_across_chunks = 0;
             b.cr_lf_split_across_chunks = 0;
             prop_assert_eq!(a, b);
+            // The borrowing API fires the same events.
+            let mut q = Parser::new();
+            let mut borrowed = Vec::new();
+            for c in chunked(&input, &cuts) {
+                q.feed_with(c, |e| borrowed.push(e.to_event()));
+            }
+            prop_assert_eq!(&borrowed, &want);
+        }
+
+        #[test]
+        fn truncation_does_not_depend_on_chunking(
+            input in sse_bytes(),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..10),
+            max_line in 0usize..24,
+        ) {
+            let parse = |chunks: &[&[u8]]| {
+                let mut p = Parser::new().with_max_line(max_line);
+                let mut out = Vec::new();
+                for c in chunks {
+                    p.feed(c, &mut out);
+                }
+                p.finish();
+                let mut o = p.observations().clone();
+                o.cr_lf_split_across_chunks = 0;
+                (out, o)
+            };
+            let (chunked_events, chunked_obs) = parse(&chunked(&input, &cuts));
+            let (whole_events, whole_obs) = parse(&[&input]);
+            prop_assert_eq!(chunked_events, whole_events);
+            prop_assert_eq!(chunked_obs, whole_obs);
         }
 
         #[test]

@@ -224,8 +224,21 @@ impl Frame {
                 "unmasked"
             },
             self.payload.len(),
-            preview(&self.payload)
+            self.payload_preview()
         )
+    }
+
+    /// Close frames read as `code=1002 "reason"`; other payloads as text or hex.
+    fn payload_preview(&self) -> String {
+        if self.opcode == Opcode::Close && self.payload.len() >= 2 {
+            let code = u16::from_be_bytes([self.payload[0], self.payload[1]]);
+            let reason = &self.payload[2..];
+            if reason.is_empty() {
+                return format!("code={code}");
+            }
+            return format!("code={code} {}", preview(reason));
+        }
+        preview(&self.payload)
     }
 }
 
@@ -828,7 +841,7 @@ mod tests {
         );
         assert_eq!(
             Frame::close(Some(1000), b"").summary(),
-            "close fin rsv=0 unmasked len=2 0x03e8"
+            "close fin rsv=0 unmasked len=2 code=1000"
         );
         assert_eq!(
             Frame::binary(vec![0u8; 20])

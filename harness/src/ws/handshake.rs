@@ -242,7 +242,7 @@ mod tests {
     fn rfc_example_accept() {
         assert_eq!(
             accept_for("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZKcgJxXo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn response_parse_and_checks() {
-        let raw = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZKcgJxXo=\r\n\r\n\x81\x00";
+        let raw = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x00";
         let (r, n) = Response::parse(raw).unwrap().unwrap();
         assert_eq!(n, raw.len() - 2);
         assert!(r.upgrade_problems(Some("dGhlIHNhbXBsZSBub25jZQ=="), &[]).is_empty());

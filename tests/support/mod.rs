@@ -1,0 +1,3 @@
+//! Fixtures shared by the workspace-level integration tests.
+
+pub mod broken_ws;
