@@ -1265,6 +1265,12 @@ mod tests {
             ]
         );
         assert!(p.observations().bom_not_at_start.is_empty());
+        // A held BOM prefix at EOF is a discarded partial line; offsets stay right.
+        let mut p = Parser::new();
+        p.feed(b"\xEF", &mut out);
+        assert!(p.finish());
+        p.feed(b"data: a\xEF\xBB\xBF\n\n", &mut out);
+        assert_eq!(p.observations().bom_not_at_start, vec![8]);
     }
 
     // C1 / S4: UTF-8.
