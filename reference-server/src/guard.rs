@@ -14,9 +14,9 @@
 //!   (or noticed as a size error, 1009, instead of 1002) much later.
 //! * A 64-bit length with the most significant bit set is not treated as a
 //!   protocol error: it is reported as a size error (1009), and with an
-//!   unlimited frame size it would try to reserve that much memory. Non-minimal
-//!   length encodings (RFC 6455 §5.2 "the minimal number of bytes MUST be
-//!   used") are accepted.
+//!   unlimited frame size it would try to reserve that much memory.
+//!   (Non-minimal length encodings are accepted by tungstenite and by us:
+//!   RFC 6455 §5.2 obliges the sender and says nothing about the receiver.)
 //! * UTF-8 in a text frame is validated only when the frame is complete, so a
 //!   message whose first bytes are already invalid is not failed fast
 //!   (Autobahn 6.4.3/6.4.4 grade that NON-STRICT).
@@ -277,10 +277,9 @@ impl Validator {
                         be.copy_from_slice(&self.header[2..10]);
                         u64::from_be_bytes(be)
                     };
-                    let minimal = if ext == 2 { len >= 126 } else { len > 0xFFFF };
-                    if !minimal {
-                        return Err(Self::fail("payload length not in its minimal encoding"));
-                    }
+                    // A non-minimal encoding (e.g. 5 in the 16-bit field) is
+                    // accepted: §5.2 "the minimal number of bytes MUST be used"
+                    // binds the sender; no receiver behaviour is specified.
                     self.set_len(len)?;
                 }
                 if self.have == self.need {
@@ -648,14 +647,6 @@ mod tests {
                 "msb length",
                 vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4],
             ),
-            (
-                "non-minimal 16",
-                vec![0x82, 0xFE, 0, 5, 1, 2, 3, 4, 0, 0, 0, 0, 0],
-            ),
-            (
-                "non-minimal 64",
-                vec![0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4],
-            ),
         ];
         for (name, data) in cases {
             let f = Validator::new(1 << 20).feed(&data);
@@ -670,6 +661,24 @@ mod tests {
             fail_code(Validator::new(100).feed(&data).event),
             Some(PROTOCOL_ERROR)
         );
+    }
+
+    #[test]
+    fn non_minimal_lengths_are_accepted() {
+        for data in [
+            vec![0x82, 0xFE, 0, 5, 1, 2, 3, 4, 0, 0, 0, 0, 0],
+            vec![
+                0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4, 0, 0, 0, 0, 0,
+            ],
+        ] {
+            assert_eq!(
+                Validator::new(100).feed(&data),
+                Feed {
+                    pass: data.len(),
+                    event: None
+                }
+            );
+        }
     }
 
     #[test]

@@ -148,17 +148,58 @@ impl Server {
     pub fn spawn(self) -> ServerHandle {
         let local_addr = self.local_addr();
         ServerHandle {
-            task: tokio::spawn(self.run()),
+            running: Running::Task(tokio::spawn(self.run())),
             local_addr,
         }
+    }
+
+    /// Runs the server in the background on its own OS thread with its own
+    /// single-threaded runtime, so that tasks of the caller's runtime that
+    /// block or poll for long cannot delay it (and it cannot delay them).
+    /// Use this when the server shares a process with a test client that
+    /// enforces deadlines, as the embedded default target does.
+    pub fn spawn_isolated(self) -> std::io::Result<ServerHandle> {
+        let local_addr = self.local_addr();
+        let Server { listener, shared } = self;
+        // Move the socket off the caller's reactor onto the new runtime's.
+        let listener = listener.into_std()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("pushspec-reference-server".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = (Server { listener, shared }).run() => {}
+                        // Sent or dropped by ServerHandle::drop.
+                        _ = stopped => {}
+                    }
+                });
+                // Dropping the runtime cancels every connection task.
+                drop(runtime);
+            })?;
+        Ok(ServerHandle {
+            running: Running::Thread(Some(stop)),
+            local_addr,
+        })
     }
 }
 
 /// A server running in the background; dropping it stops the server and all
 /// its connections.
 pub struct ServerHandle {
-    task: JoinHandle<()>,
+    running: Running,
     local_addr: SocketAddr,
+}
+
+enum Running {
+    Task(JoinHandle<()>),
+    Thread(Option<tokio::sync::oneshot::Sender<()>>),
 }
 
 impl ServerHandle {
@@ -169,7 +210,12 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        self.task.abort();
+        match &mut self.running {
+            Running::Task(task) => task.abort(),
+            // The thread then leaves its event loop and drops its runtime.
+            // It is not joined: Drop may run inside an async context.
+            Running::Thread(stop) => drop(stop.take()),
+        }
     }
 }
 

@@ -179,6 +179,25 @@ async fn frames_pipelined_with_the_handshake_are_echoed() {
 }
 
 #[tokio::test]
+async fn non_minimal_length_encodings_are_echoed() {
+    let h = start(Config::default()).await;
+    let mut c = ws(&h).await;
+    // 5 bytes in the 16-bit field, then in the 64-bit field, zero mask key.
+    c.send(&[[0x81, 0xFE, 0, 5, 0, 0, 0, 0].as_slice(), b"nnnnn"].concat())
+        .await;
+    assert_eq!(c.frame().await, (0x81, b"nnnnn".to_vec()));
+    c.send(
+        &[
+            [0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0].as_slice(),
+            b"mmmmm",
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(c.frame().await, (0x81, b"mmmmm".to_vec()));
+}
+
+#[tokio::test]
 async fn ping_is_ponged() {
     let h = start(Config::default()).await;
     let mut c = ws(&h).await;
@@ -445,4 +464,57 @@ async fn dropping_the_handle_ends_connections() {
         .await
         .expect("still open");
     assert!(matches!(r, Ok(0) | Err(_)));
+}
+
+/// A server from `spawn_isolated` keeps answering while every worker of the
+/// caller's runtime is blocked.
+#[test]
+fn isolated_server_is_not_starved_by_the_callers_runtime() {
+    use std::io::{Read, Write};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.block_on(async {
+        let server = pushspec_reference_server::Server::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            Config::default(),
+        )
+        .await
+        .unwrap();
+        let handle = server.spawn_isolated().unwrap();
+        // Block both workers for 1.5 s without yielding.
+        for _ in 0..2 {
+            tokio::spawn(async { std::thread::sleep(Duration::from_millis(1500)) });
+        }
+        handle
+    });
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect(handle.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(upgrade_request("").as_bytes()).unwrap();
+    s.write_all(&masked(0x81, b"still here")).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.ends_with(b"still here") {
+        let n = s.read(&mut buf).expect("isolated server did not answer");
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(handle);
+    // After the handle is dropped the connection ends.
+    let n = loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break 0,
+            Ok(_) => continue,
+        }
+    };
+    assert_eq!(n, 0);
+    drop(rt);
 }
