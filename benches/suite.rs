@@ -21,7 +21,8 @@ fn suite(c: &mut Criterion) {
         Server::bind(([127, 0, 0, 1], 0).into(), Config::default())
             .await
             .unwrap()
-            .spawn()
+            .spawn_isolated()
+            .unwrap()
     });
     let addr = server.local_addr();
     let all = load_embedded().unwrap();

@@ -21,7 +21,8 @@ async fn run_all() -> Vec<CaseResult> {
     let server = Server::bind(([127, 0, 0, 1], 0).into(), Config::default())
         .await
         .expect("bind")
-        .spawn();
+        .spawn_isolated()
+        .expect("server thread");
     let addr = server.local_addr();
     let plan = Plan {
         cases: load_embedded().expect("case files load"),

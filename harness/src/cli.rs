@@ -307,7 +307,9 @@ async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write +
         });
         profile.get_or_insert_with(Profile::reference);
         let _ = writeln!(out, "testing the embedded reference server on {addr}");
-        Some(server.spawn())
+        // Its own thread and runtime, like a separate process: the harness's
+        // deadlines then measure the server, not contention with the harness.
+        Some(server.spawn_isolated().map_err(ConfigError::Embedded)?)
     } else {
         None
     };
