@@ -49,7 +49,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run cases against a target (the embedded reference server if none is given).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List cases: id, level, spec section, title.
     List(ListArgs),
     /// Print one case in full.
@@ -169,7 +169,7 @@ pub fn main() -> std::process::ExitCode {
 /// Runs a parsed command line, writing to `out`/`err`; returns the exit code.
 pub async fn execute(cli: Cli, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> i32 {
     let result = match cli.command {
-        Command::Run(args) => run(args, out, err).await,
+        Command::Run(args) => run(*args, out, err).await,
         Command::List(args) => list(args, out),
         Command::Show { id, cases } => show(&id, cases, out),
         Command::Serve { listen } => serve(listen, out).await,

@@ -143,7 +143,7 @@ pub fn pattern(len: usize) -> Vec<u8> {
 
 pub fn decode_hex(s: &str) -> Result<Vec<u8>, PayloadError> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(PayloadError::Hex(format!("odd number of digits in {s:?}")));
     }
     digits
