@@ -37,16 +37,21 @@
 //! withholds them from their first byte, validates them, and reports
 //! [`Event::PeerClose`], so the session controls the close reply completely.
 //!
-//! Extensions: none are negotiated yet, so any RSV bit fails the connection.
-//! When permessage-deflate is added, [`Validator::new`] gets the negotiated
-//! parameters: RSV1 becomes legal on the first frame of a data message, and
-//! UTF-8 validation of compressed text messages moves after the inflater.
+//! Extensions: without permessage-deflate any RSV bit fails the connection.
+//! With it ([`Validator::with_deflate`]), RSV1 is legal on the first frame of
+//! a data message only (on a continuation or control frame it fails with
+//! 1002), and UTF-8 of compressed text messages is checked after inflating,
+//! by [`crate::deflate::Inbound`], which [`FrameGuard`] runs on the validated
+//! bytes before tungstenite sees them. On the write side the guard then
+//! compresses the echoes ([`crate::deflate::Outbound`]).
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::deflate::{Agreed, Inbound, Outbound};
 
 /// Close code 1002: protocol error.
 pub const PROTOCOL_ERROR: u16 = 1002;
@@ -84,6 +89,9 @@ enum Phase {
 #[derive(Clone, Copy, Debug)]
 struct OpenMessage {
     text: bool,
+    /// RSV1 on the first frame (permessage-deflate): the payload is
+    /// compressed, so its UTF-8 is checked after inflating, not here.
+    compressed: bool,
     len: u64,
 }
 
@@ -91,6 +99,8 @@ struct OpenMessage {
 #[derive(Debug)]
 pub struct Validator {
     max_message_size: u64,
+    /// permessage-deflate is in force: RSV1 marks compressed messages.
+    deflate: bool,
     phase: Phase,
     /// Header bytes seen so far for the current frame.
     header: [u8; 14],
@@ -115,9 +125,18 @@ pub struct Validator {
 }
 
 impl Validator {
+    #[cfg(test)]
     pub fn new(max_message_size: usize) -> Self {
+        Self::with_deflate(max_message_size, false)
+    }
+
+    /// A validator for a connection with permessage-deflate (`deflate`).
+    /// `max_message_size` then bounds the compressed size of a message; the
+    /// inflated size is bounded by the inflater.
+    pub fn with_deflate(max_message_size: usize, deflate: bool) -> Self {
         Validator {
             max_message_size: max_message_size as u64,
+            deflate,
             phase: Phase::Header,
             header: [0; 14],
             have: 0,
@@ -203,11 +222,18 @@ impl Validator {
             0 => {
                 self.fin = b & 0x80 != 0;
                 self.opcode = b & 0x0F;
-                if b & 0x70 != 0 {
-                    // No extension is negotiated, so no RSV bit has a meaning.
+                let rsv1 = b & 0x40 != 0;
+                if b & 0x30 != 0 || (rsv1 && !self.deflate) {
+                    // No negotiated extension gives these bits a meaning.
                     return Err(Self::fail(
                         "reserved bits set without a negotiated extension",
                     ));
+                }
+                if rsv1 && self.opcode & 0x08 != 0 {
+                    return Err(Self::fail("RSV1 on a control frame"));
+                }
+                if rsv1 && self.opcode == 0x0 {
+                    return Err(Self::fail("RSV1 on a continuation frame"));
                 }
                 match self.opcode {
                     0x0 => {
@@ -223,6 +249,7 @@ impl Validator {
                         }
                         self.message = Some(OpenMessage {
                             text: self.opcode == 0x1,
+                            compressed: rsv1,
                             len: 0,
                         });
                         self.text_utf8 = Utf8Stream::default();
@@ -321,7 +348,7 @@ impl Validator {
     /// Handles a payload slice (never beyond the current frame). On error,
     /// returns the offset in `chunk` of the byte at which it was found.
     fn payload(&mut self, chunk: &[u8]) -> Result<(), (usize, Event)> {
-        let text = !self.is_control() && self.message.is_some_and(|m| m.text);
+        let text = !self.is_control() && self.message.is_some_and(|m| m.text && !m.compressed);
         if self.opcode == 0x8 {
             for (k, &b) in chunk.iter().enumerate() {
                 let byte = b ^ self.mask[(self.mask_pos + k) % 4];
@@ -378,7 +405,7 @@ impl Validator {
                         .message
                         .take()
                         .expect("data frame without message state");
-                    if msg.text && !self.text_utf8.is_complete() {
+                    if msg.text && !msg.compressed && !self.text_utf8.is_complete() {
                         return Err(invalid_utf8());
                     }
                 }
@@ -450,20 +477,52 @@ impl Utf8Stream {
     }
 }
 
-/// Wraps the upgraded connection: reads go through a [`Validator`], writes
-/// pass straight through.
+/// Wraps the upgraded connection: reads go through a [`Validator`]; writes
+/// pass straight through, or, with permessage-deflate, through
+/// [`Outbound`].
 pub struct FrameGuard<S> {
     inner: S,
     validator: Validator,
     event: Option<Event>,
+    deflate: Option<Box<DeflateIo>>,
+}
+
+/// The permessage-deflate state of a guarded connection.
+struct DeflateIo {
+    inbound: Inbound,
+    outbound: Outbound,
+    /// Transformed bytes not yet handed to tungstenite.
+    read_out: Vec<u8>,
+    read_pos: usize,
+    /// The validator's event, reported once everything before it was
+    /// transformed and handed on.
+    validator_event: Option<Event>,
+    scratch: Box<[u8]>,
+    /// Bytes accepted from tungstenite, not yet written to the socket.
+    write_out: Vec<u8>,
+    write_pos: usize,
 }
 
 impl<S> FrameGuard<S> {
-    pub fn new(inner: S, max_message_size: usize) -> Self {
+    /// A guard for a connection where permessage-deflate was agreed
+    /// (`Some`), or not.
+    pub fn with_deflate(inner: S, max_message_size: usize, deflate: Option<&Agreed>) -> Self {
         FrameGuard {
             inner,
-            validator: Validator::new(max_message_size),
+            validator: Validator::with_deflate(max_message_size, deflate.is_some()),
             event: None,
+            deflate: deflate.map(|agreed| {
+                Box::new(DeflateIo {
+                    inbound: Inbound::new(agreed, max_message_size),
+                    outbound: Outbound::new(agreed),
+                    read_out: Vec::new(),
+                    read_pos: 0,
+                    validator_event: None,
+                    scratch: vec![0; 16 * 1024].into_boxed_slice(),
+                    write_out: Vec::new(),
+                    write_pos: 0,
+                })
+            }),
         }
     }
 
@@ -477,6 +536,99 @@ impl<S> FrameGuard<S> {
     }
 }
 
+fn ended(event: Event) -> io::Error {
+    // tungstenite reports this as `Error::Io`; the session then calls
+    // `event()` to learn the close code.
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("websocket frame stream ended: {event:?}"),
+    )
+}
+
+impl<S: AsyncRead + Unpin> FrameGuard<S> {
+    /// The read path with permessage-deflate: socket -> validator ->
+    /// inflater -> tungstenite.
+    fn poll_read_deflate(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let d = self.deflate.as_mut().expect("deflate state");
+        loop {
+            if d.read_pos < d.read_out.len() {
+                let n = buf.remaining().min(d.read_out.len() - d.read_pos);
+                buf.put_slice(&d.read_out[d.read_pos..d.read_pos + n]);
+                d.read_pos += n;
+                if d.read_pos == d.read_out.len() {
+                    d.read_out.clear();
+                    d.read_pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(event) = self.event {
+                return Poll::Ready(Err(ended(event)));
+            }
+            if d.inbound.has_input() {
+                if let Err(event) = d.inbound.pump(&mut d.read_out) {
+                    // Earlier than any validator event; the output before
+                    // it is still handed on.
+                    self.event = Some(event);
+                    d.validator_event = None;
+                }
+                continue;
+            }
+            if let Some(event) = d.validator_event.take() {
+                self.event = Some(event);
+                continue;
+            }
+            let mut rb = ReadBuf::new(&mut d.scratch);
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
+            let got = rb.filled();
+            if got.is_empty() {
+                return Poll::Ready(Ok(())); // EOF
+            }
+            let feed = self.validator.feed(got);
+            d.inbound.push(&got[..feed.pass]);
+            d.validator_event = feed.event;
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> FrameGuard<S> {
+    /// Writes out everything the outbound transformer produced.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(d) = self.deflate.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        while d.write_pos < d.write_out.len() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &d.write_out[d.write_pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            d.write_pos += n;
+        }
+        d.write_out.clear();
+        d.write_pos = 0;
+        if d.write_out.capacity() > 1 << 20 {
+            d.write_out.shrink_to(64 * 1024);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write_deflate(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_drain(cx))?;
+        let d = self.deflate.as_mut().expect("deflate state");
+        d.outbound
+            .write(buf, &mut d.inbound.echo_compressed, &mut d.write_out);
+        // Start sending now; what does not fit goes out on the next write or
+        // flush (tungstenite flushes after every message).
+        if let Poll::Ready(Err(e)) = self.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for FrameGuard<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -484,14 +636,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for FrameGuard<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.deflate.is_some() {
+            return this.poll_read_deflate(cx, buf);
+        }
         loop {
             if let Some(event) = this.event {
-                // tungstenite reports this as `Error::Io`; the session then
-                // calls `event()` to learn the close code.
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("websocket frame stream ended: {event:?}"),
-                )));
+                return Poll::Ready(Err(ended(event)));
             }
             let before = buf.filled().len();
             ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
@@ -522,14 +672,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FrameGuard<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.deflate.is_some() {
+            return self.poll_write_deflate(cx, buf);
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
@@ -538,11 +693,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FrameGuard<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.deflate.is_some() {
+            let buf = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.poll_write_deflate(cx, buf);
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.deflate.is_none() && self.inner.is_write_vectored()
     }
 }
 
@@ -659,6 +821,51 @@ mod tests {
         data.extend(frame(0x81, b"b"));
         assert_eq!(
             fail_code(Validator::new(100).feed(&data).event),
+            Some(PROTOCOL_ERROR)
+        );
+    }
+
+    #[test]
+    fn rsv1_rules_with_deflate() {
+        let v = || Validator::with_deflate(1 << 20, true);
+        // RSV1 on the first frame of a message; compressed text is not
+        // UTF-8 checked here (it is checked after inflating).
+        let mut data = frame(0xC1, &[0xFF, 0xFE]);
+        data.extend(frame(0x42, b"a"));
+        data.extend(frame(0x89, b"p"));
+        data.extend(frame(0x80, b"b"));
+        data.extend(frame(0x81, "plain".as_bytes()));
+        assert_eq!(
+            v().feed(&data),
+            Feed {
+                pass: data.len(),
+                event: None
+            }
+        );
+        for bad in [
+            [frame(0x41, b"a"), frame(0xC0, b"b")].concat(),
+            [frame(0x01, b"a"), frame(0xC0, b"b")].concat(),
+            frame(0xC9, b"p"),
+            frame(0xCA, b"p"),
+            frame(0xC8, &1000u16.to_be_bytes()),
+            frame(0xE1, b"x"),
+            frame(0xA1, b"x"),
+            frame(0x91, b"x"),
+        ] {
+            assert_eq!(
+                fail_code(v().feed(&bad).event),
+                Some(PROTOCOL_ERROR),
+                "{bad:x?}"
+            );
+        }
+        // Uncompressed text in a deflate session is still checked here.
+        assert_eq!(
+            fail_code(v().feed(&frame(0x81, &[0xC0, 0xAF])).event),
+            Some(INVALID_PAYLOAD)
+        );
+        // Without deflate RSV1 is a violation.
+        assert_eq!(
+            fail_code(Validator::new(100).feed(&frame(0xC1, b"x")).event),
             Some(PROTOCOL_ERROR)
         );
     }

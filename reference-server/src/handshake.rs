@@ -9,6 +9,7 @@ use hyper::{Method, Request, StatusCode, Version};
 use sha1::{Digest, Sha1};
 
 use crate::WsConfig;
+use crate::deflate;
 
 /// The GUID of RFC 6455 §1.3.
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -29,16 +30,23 @@ pub(crate) struct Accepted {
     pub accept: String,
     /// The selected subprotocol, if any.
     pub protocol: Option<String>,
-    /// Negotiated extensions (always empty for now).
+    /// Negotiated extensions.
     pub extensions: Extensions,
 }
 
-/// Extensions negotiated for a connection. Nothing is negotiated yet: every
-/// `Sec-WebSocket-Extensions` offer is ignored and no such header is sent.
-/// permessage-deflate (RFC 7692) will add its parameters here, answer with
-/// the header, and relax the RSV1 check in [`crate::guard::Validator`].
+/// Extensions negotiated for a connection: only permessage-deflate (RFC
+/// 7692) is supported, see [`crate::deflate`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Extensions {}
+pub(crate) struct Extensions {
+    pub deflate: Option<deflate::Negotiated>,
+}
+
+impl Extensions {
+    /// The `Sec-WebSocket-Extensions` response value, if any.
+    pub fn response(&self) -> Option<&str> {
+        self.deflate.as_ref().map(|d| d.response.as_str())
+    }
+}
 
 /// A handshake that failed: the status and optional extra header to answer
 /// with (the caller adds `Connection: close` and a short text body).
@@ -205,13 +213,24 @@ pub(crate) fn validate<B>(req: &Request<B>, cfg: &WsConfig) -> Result<Accepted, 
         .find(|offered| cfg.subprotocols.iter().any(|p| p.as_bytes() == *offered))
         .map(|p| String::from_utf8_lossy(p).into_owned());
 
-    // Sec-WebSocket-Extensions offers are deliberately ignored for now.
-    let _ = h.get_all(&SEC_WEBSOCKET_EXTENSIONS);
+    // The first acceptable permessage-deflate offer, if enabled; offers
+    // that cannot be accepted are declined without failing the handshake.
+    let extensions = Extensions {
+        deflate: if cfg.deflate {
+            deflate::negotiate(
+                h.get_all(&SEC_WEBSOCKET_EXTENSIONS)
+                    .iter()
+                    .map(|v| v.as_bytes()),
+            )
+        } else {
+            None
+        },
+    };
 
     Ok(Accepted {
         accept: accept_key(key),
         protocol,
-        extensions: Extensions::default(),
+        extensions,
     })
 }
 

@@ -2,7 +2,8 @@
 //! (RFC 6455) echo server and Server-Sent Events (WHATWG HTML §9.2) server.
 //!
 //! Routes (HTTP/1.1, one task per connection):
-//! - any path with an `Upgrade` header: WebSocket handshake, then echo;
+//! - any path with an `Upgrade` header: WebSocket handshake, then echo
+//!   (with permessage-deflate, RFC 7692, when offered; see [`WsConfig::deflate`]);
 //! - `GET /events`: an event stream;
 //! - `POST /publish`: publish the request body as an event;
 //! - `POST /finish`: end all streams; later `GET /events` get 204.
@@ -16,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod deflate;
 mod guard;
 mod handshake;
 mod sse;
@@ -60,6 +62,12 @@ pub struct WsConfig {
     /// `None` (default): any origin. `Some(list)`: an `Origin` header not in
     /// the list gets 403 and no upgrade.
     pub allowed_origins: Option<Vec<String>>,
+    /// Negotiate permessage-deflate (RFC 7692) when a client offers it.
+    /// Default `true`. The first acceptable offer is taken; compressed
+    /// messages are inflated (limited by `max_message_size`) and echoed
+    /// compressed, uncompressed ones are echoed uncompressed. `false`: offers
+    /// are ignored and RSV1 fails the connection like any reserved bit.
+    pub deflate: bool,
 }
 
 impl Default for WsConfig {
@@ -68,6 +76,7 @@ impl Default for WsConfig {
             max_message_size: 64 << 20,
             subprotocols: Vec::new(),
             allowed_origins: None,
+            deflate: true,
         }
     }
 }
@@ -268,6 +277,9 @@ async fn route(
                     .header(handshake::SEC_WEBSOCKET_ACCEPT, &accepted.accept);
                 if let Some(p) = &accepted.protocol {
                     resp = resp.header(handshake::SEC_WEBSOCKET_PROTOCOL, p.as_str());
+                }
+                if let Some(ext) = accepted.extensions.response() {
+                    resp = resp.header(handshake::SEC_WEBSOCKET_EXTENSIONS, ext);
                 }
                 let resp = resp.body(empty()).expect("valid response");
                 *pending.lock().unwrap_or_else(|p| p.into_inner()) =

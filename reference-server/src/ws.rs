@@ -23,9 +23,13 @@ const LINGER: Duration = Duration::from_secs(1);
 type Ws = WebSocketStream<FrameGuard<TokioIo<Upgraded>>>;
 
 /// Runs the echo loop until the connection ends.
-pub(crate) async fn serve(upgraded: Upgraded, cfg: &WsConfig, _accepted: Accepted) {
+pub(crate) async fn serve(upgraded: Upgraded, cfg: &WsConfig, accepted: Accepted) {
     let max = cfg.max_message_size;
-    let io = FrameGuard::new(TokioIo::new(upgraded), max);
+    // With permessage-deflate the guard inflates compressed messages before
+    // tungstenite sees them and compresses the echoes after it wrote them
+    // (see `crate::deflate`); tungstenite itself never sees RSV1.
+    let agreed = accepted.extensions.deflate.as_ref().map(|d| d.agreed);
+    let io = FrameGuard::with_deflate(TokioIo::new(upgraded), max, agreed.as_ref());
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(max))
         // A frame can never be larger than a message. The guard enforces both

@@ -53,8 +53,24 @@ async fn valid_upgrade_gets_101_with_rfc_accept() {
     );
     assert_eq!(head.get("sec-websocket-accept"), Some(ACCEPT));
     assert!(!head.has("sec-websocket-protocol"));
-    assert!(!head.has("sec-websocket-extensions"));
+    assert_eq!(
+        head.get("sec-websocket-extensions"),
+        Some("permessage-deflate")
+    );
     assert!(!head.has("content-length") && !head.has("transfer-encoding"));
+
+    // With deflate disabled the offer is ignored.
+    let config = Config {
+        ws: WsConfig {
+            deflate: false,
+            ..WsConfig::default()
+        },
+        ..Config::default()
+    };
+    let req = upgrade_request("Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    let (head, _c, _h) = handshake_raw(config, req).await;
+    assert_eq!(head.status, 101);
+    assert!(!head.has("sec-websocket-extensions"));
 }
 
 #[tokio::test]

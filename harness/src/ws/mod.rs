@@ -2,6 +2,7 @@
 //! connection driver that executes WebSocket cases over raw TCP.
 
 pub mod conn;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod run;
