@@ -1,5 +1,6 @@
 //! The Server-Sent Events side of the engine.
 
+pub mod http;
 pub mod parser;
 pub mod run;
 pub mod step;

@@ -1,12 +1,44 @@
 //! Executes one SSE case script against a target.
+//!
+//! Each named stream is a `GET` on its own connection, read by a task (see
+//! [`super::http`]); the script pulls what arrived with deadlines, feeds the
+//! body to the spec-exact [`Parser`] and queues the dispatched events. Every
+//! event is classified when parsed: the case's own (its data equals the data
+//! of one of the case's publishes), a fence (see below), or other traffic.
+//! Expectations about events only consider the case's own events.
+//!
+//! **Fences.** When an `expect_events` is not met after a short grace
+//! period, the harness publishes a fence event (data `pushspec-fence
+//! <nonce> <n>`). Events are delivered in publish order, so once the fence
+//! arrives everything published before it has arrived too: a missing or
+//! mangled event is then reported at once instead of after the timeout.
+//! `expect_no_event` uses a fence the same way. Fences never count as the
+//! case's events.
+//!
+//! **Isolation.** Cases against one target share its streams and replay
+//! buffer, so they are serialized per stream URL: a case that publishes (or
+//! finishes) runs alone; cases that only read run together; a case that
+//! measures idle keep-alive gaps takes no lock (its check tolerates other
+//! traffic, and holding a lock for 15 s would stall every other case).
 
-use crate::outcome::Run;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+
+use super::http::{self, End, Framing, Item, Request, Response, StreamConn};
+use super::parser::{self, Parser};
+use super::step::{
+    Connect, EventPick, ExpectBytesWithin, ExpectEnd, ExpectEvents, ExpectFraming, ExpectNoEvent,
+    ExpectResponse, FramingCheck, HeaderCheck, IdCheck, Publish, Script, Step, SyncSpec,
+    as_delivered, expand_count,
+};
+use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
-use crate::target::HttpTarget;
-use crate::transcript::Transcript;
-use crate::ws::run::Settings;
-
-use super::step::Script;
+use crate::target::{HttpTarget, parse_http};
+use crate::transcript::{Transcript, preview};
+use crate::ws::run::{Settings, case_budget};
 
 /// The SSE stream and, optionally, the publish endpoint of the target contract.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,15 +47,1728 @@ pub struct SseTarget {
     pub publish: Option<HttpTarget>,
 }
 
+/// Keep-alive interval checked when the profile sets none (HTML §9.2.7
+/// suggests a comment "every 15 seconds or so").
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
+/// How long `expect_events` waits before publishing a fence.
+const FENCE_GRACE: Duration = Duration::from_millis(250);
+/// `expect_no_event` without a publish endpoint waits this long by default.
+const NO_EVENT_WAIT: Duration = Duration::from_millis(300);
+const FENCE_PREFIX: &str = "pushspec-fence ";
+/// Events of other traffic queued per stream at most (the case's own are always kept).
+const MAX_QUEUED_OTHER: usize = 4096;
+/// Unrelated events listed in a failure.
+const MAX_LISTED: usize = 6;
+
+/// One lock per stream URL, shared by every case of the process.
+static LOCKS: LazyLock<Mutex<HashMap<String, Arc<RwLock<()>>>>> = LazyLock::new(Default::default);
+
+#[allow(dead_code)] // held for its Drop
+enum Guard {
+    Exclusive(OwnedRwLockWriteGuard<()>),
+    Shared(OwnedRwLockReadGuard<()>),
+    Free,
+}
+
+async fn lock_for(script: &Script, target: &SseTarget) -> Guard {
+    if script.waits_idle() && !script.publishes() {
+        return Guard::Free;
+    }
+    let lock = LOCKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(target.stream.url())
+        .or_default()
+        .clone();
+    if script.publishes() {
+        Guard::Exclusive(lock.write_owned().await)
+    } else {
+        Guard::Shared(lock.read_owned().await)
+    }
+}
+
 pub async fn run(
     script: &Script,
-    _target: &SseTarget,
-    _settings: Settings,
-    _caps: &Capabilities,
-    _t: &Transcript,
+    target: &SseTarget,
+    settings: Settings,
+    caps: &Capabilities,
+    t: &Transcript,
 ) -> Run {
-    match script.steps.first() {
-        None => Run::default(),
-        Some(s) => match *s {},
+    let _guard = lock_for(script, target).await;
+    let mut d = Driver {
+        target,
+        settings,
+        caps,
+        t,
+        run: Run::default(),
+        nonce: format!("{:016x}", fastrand::u64(..)),
+        streams: HashMap::new(),
+        published: Vec::new(),
+        fences: 0,
+        skipped_optional: false,
+        deadline: Instant::now() + case_budget(settings.timeout),
+    };
+    for step in &script.steps {
+        match d.step(step).await {
+            Ok(()) => {}
+            Err(Stop::Failed(f)) => {
+                d.run.failure = Some(f);
+                break;
+            }
+            Err(Stop::Error(e)) => {
+                d.run.error = Some(e);
+                break;
+            }
+            Err(Stop::Unsupported(u)) => {
+                d.run.unsupported = Some(u);
+                break;
+            }
+        }
+    }
+    d.run
+}
+
+/// Why the script stopped early.
+enum Stop {
+    /// An expectation at the case's level was not met.
+    Failed(Finding),
+    /// The harness could not run the case (an unusable publish endpoint,
+    /// an encoding it cannot decode).
+    Error(String),
+    Unsupported(String),
+}
+
+fn fail(reason: impl Into<String>, expected: impl Into<String>, actual: impl Into<String>) -> Stop {
+    Stop::Failed(Finding::new(reason, expected, actual))
+}
+
+/// What a dispatched event is to this case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Its data is the data of one of the case's publishes.
+    Ours,
+    /// This case's fence number n.
+    Fence(u64),
+    /// A fence of another case or run.
+    ForeignFence,
+    Other,
+}
+
+#[derive(Debug)]
+struct Ev {
+    ev: parser::Event,
+    class: Class,
+}
+
+/// A published event as a client should see it.
+#[derive(Debug)]
+struct Published {
+    data: String,
+    /// The explicit id given with `id_header` (nonce included).
+    id: Option<String>,
+    /// When its POST began: an event that arrived earlier is not this one.
+    at: Instant,
+}
+
+struct Stream {
+    name: String,
+    conn: Option<StreamConn>,
+    sent_at: Instant,
+    head: Option<(Response, Framing, Instant)>,
+    parser: Parser,
+    queue: VecDeque<Ev>,
+    /// The case's events, in arrival order (for `last_event_id`).
+    seen: Vec<parser::Event>,
+    /// Data of the case's events taken from the queue by expectations.
+    taken: Vec<String>,
+    ended: Option<End>,
+    /// The response broke HTTP/1.1.
+    broken: Option<String>,
+    /// The response uses something the harness cannot decode.
+    unsupported: Option<String>,
+    last_item_at: Instant,
+    last_byte_at: Option<Instant>,
+    body_bytes: u64,
+    logged_retry: Option<u64>,
+    logged_comments: u64,
+    discarded_at_end: bool,
+    /// The parser's line cap.
+    max_line: u64,
+}
+
+/// What applying one item did.
+enum Applied {
+    Head,
+    Body(Instant),
+    Ended,
+}
+
+/// The result of waiting for the next event.
+enum Next {
+    Event(Ev),
+    Timeout,
+    Ended,
+}
+
+impl Stream {
+    fn status(&self) -> Option<u16> {
+        self.head.as_ref().map(|(r, _, _)| r.status)
+    }
+
+    fn apply(
+        &mut self,
+        item: Item,
+        t: &Transcript,
+        published: &[Published],
+        nonce: &str,
+    ) -> Applied {
+        let name = &self.name;
+        self.last_item_at = Instant::now();
+        match item {
+            Item::Head {
+                response,
+                framing,
+                at,
+            } => {
+                t.inbound(format!("[{name}] {}", response.describe()));
+                t.note(format!(
+                    "[{name}] response head after {:.1}ms; body {}",
+                    at.saturating_duration_since(self.sent_at).as_secs_f64() * 1e3,
+                    framing.describe()
+                ));
+                self.head = Some((response, framing, at));
+                Applied::Head
+            }
+            Item::Body { bytes, at } => {
+                self.last_byte_at = Some(at);
+                self.body_bytes += bytes.len() as u64;
+                if self.status() != Some(200) {
+                    return Applied::Body(at);
+                }
+                let mut events = Vec::new();
+                self.parser.feed(&bytes, &mut events);
+                let obs = self.parser.observations();
+                if obs.retry.is_some() && obs.retry != self.logged_retry {
+                    self.logged_retry = obs.retry;
+                    t.inbound(format!("[{name}] retry: {}", obs.retry.unwrap_or(0)));
+                }
+                if obs.comments > self.logged_comments {
+                    let n = obs.comments - self.logged_comments;
+                    self.logged_comments = obs.comments;
+                    t.inbound(format!(
+                        "[{name}] {n} comment line{}",
+                        if n == 1 { "" } else { "s" }
+                    ));
+                }
+                for ev in events {
+                    let class = classify(&ev.data, at, published, nonce);
+                    let line = format!("[{name}] {}", describe_event(&ev, class, published));
+                    // Fences depend on timing (a slow event triggers one):
+                    // notes keep them out of deterministic transcripts.
+                    match class {
+                        Class::Fence(_) | Class::ForeignFence => t.note(line),
+                        _ => t.inbound(line),
+                    }
+                    if class == Class::Ours {
+                        self.seen.push(ev.clone());
+                    }
+                    if class == Class::Other && self.queue.len() >= MAX_QUEUED_OTHER {
+                        continue;
+                    }
+                    self.queue.push_back(Ev { ev, class });
+                }
+                Applied::Body(at)
+            }
+            Item::End { end, at } => {
+                self.discarded_at_end = self.status() == Some(200) && self.parser.finish();
+                let how = match &end {
+                    End::Complete => "the body ended".to_string(),
+                    End::Truncated(why) => format!("the body ended early: {why}"),
+                };
+                t.inbound(format!(
+                    "[{name}] {how}{}",
+                    if self.discarded_at_end {
+                        " (an incomplete event was discarded)"
+                    } else {
+                        ""
+                    }
+                ));
+                t.note(format!(
+                    "[{name}] end after {:.1}ms, {} body bytes",
+                    at.saturating_duration_since(self.sent_at).as_secs_f64() * 1e3,
+                    self.body_bytes
+                ));
+                self.ended = Some(end);
+                self.conn = None;
+                Applied::Ended
+            }
+            Item::Invalid(why) => {
+                t.inbound(format!("[{name}] invalid HTTP: {why}"));
+                self.broken = Some(why);
+                self.conn = None;
+                Applied::Ended
+            }
+            Item::Unsupported(why) => {
+                t.note(format!("[{name}] {why}"));
+                self.unsupported = Some(why);
+                self.conn = None;
+                Applied::Ended
+            }
+        }
+    }
+
+    /// Takes everything that has already arrived, without waiting.
+    fn drain(&mut self, t: &Transcript, published: &[Published], nonce: &str) {
+        while let Some(conn) = &mut self.conn {
+            match conn.items.try_recv() {
+                Ok(item) => {
+                    self.apply(item, t, published, nonce);
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    self.conn = None;
+                }
+            }
+        }
+    }
+
+    /// Waits for one item until `until`; `None` on timeout or when the
+    /// connection is gone.
+    async fn wait_item(
+        &mut self,
+        until: Instant,
+        t: &Transcript,
+        published: &[Published],
+        nonce: &str,
+    ) -> Option<Applied> {
+        let conn = self.conn.as_mut()?;
+        match tokio::time::timeout_at(until.into(), conn.items.recv()).await {
+            Ok(Some(item)) => Some(self.apply(item, t, published, nonce)),
+            Ok(None) => {
+                self.conn = None;
+                if self.ended.is_none() && self.broken.is_none() && self.unsupported.is_none() {
+                    self.ended = Some(End::Truncated("the reader stopped".into()));
+                }
+                Some(Applied::Ended)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// A line or event past the parser's caps: no event can be expected any more.
+    fn overlong(&self) -> Option<Stop> {
+        let o = self.parser.observations();
+        // An unterminated line counts as soon as it passes the cap.
+        let over = o.totals.overlong_lines > 0
+            || o.longest_line > self.max_line
+            || o.totals.oversized_events > 0;
+        over.then(|| {
+            fail(
+                format!(
+                    "stream {} sent a line or an event larger than the harness keeps (longest line so far: {} bytes): no event can be read from it",
+                    self.name, o.longest_line
+                ),
+                "lines and events of a reasonable size",
+                format!("longest line {} bytes", o.longest_line),
+            )
+        })
+    }
+
+    /// Problems that end any wait on this stream.
+    fn problem(&self) -> Option<Stop> {
+        if let Some(u) = &self.unsupported {
+            return Some(Stop::Error(format!("stream {}: {u}", self.name)));
+        }
+        self.broken.as_ref().map(|b| {
+            fail(
+                format!(
+                    "stream {}: the response is not valid HTTP/1.1: {b}",
+                    self.name
+                ),
+                "a valid HTTP/1.1 response",
+                b.clone(),
+            )
+        })
+    }
+}
+
+fn classify(data: &str, at: Instant, published: &[Published], nonce: &str) -> Class {
+    if let Some(rest) = data.strip_prefix(FENCE_PREFIX) {
+        return match rest.split_once(' ') {
+            Some((n, k)) if n == nonce => k.parse().map_or(Class::ForeignFence, Class::Fence),
+            _ => Class::ForeignFence,
+        };
+    }
+    if published.iter().any(|p| p.data == data && p.at <= at) {
+        Class::Ours
+    } else {
+        Class::Other
+    }
+}
+
+/// A stable one-line description of an event (no id values: they change
+/// from run to run; the transcript notes carry them when it matters).
+fn describe_event(ev: &parser::Event, class: Class, published: &[Published]) -> String {
+    match class {
+        Class::Fence(n) => return format!("fence {n}"),
+        Class::ForeignFence => return "fence of another case".into(),
+        _ => {}
+    }
+    let kind = if ev.event_type == "message" {
+        String::from("message")
+    } else {
+        format!("event {}", preview(ev.event_type.as_bytes()))
+    };
+    let id = match &ev.id {
+        None => "no id",
+        Some(id)
+            if published
+                .iter()
+                .any(|p| p.id.as_deref() == Some(id.as_str())) =>
+        {
+            "id as published"
+        }
+        Some(id) if id.is_empty() => "empty id",
+        Some(_) => "id",
+    };
+    let other = if class == Class::Other {
+        "other traffic: "
+    } else {
+        ""
+    };
+    format!(
+        "{other}{kind} {} ({} bytes, {id})",
+        preview(ev.data.as_bytes()),
+        ev.data.len()
+    )
+}
+
+fn describe_plain(ev: &parser::Event) -> String {
+    let kind = if ev.event_type == "message" {
+        String::new()
+    } else {
+        format!("event {} ", preview(ev.event_type.as_bytes()))
+    };
+    let id = match &ev.id {
+        None => "no id".to_string(),
+        Some(id) => format!("id {}", preview(id.as_bytes())),
+    };
+    format!("{kind}data {} ({id})", preview(ev.data.as_bytes()))
+}
+
+/// One event an `expect_events` step waits for.
+struct Want {
+    data: String,
+    event_type: String,
+    id: IdCheck,
+}
+
+impl Want {
+    fn describe(&self) -> String {
+        let kind = if self.event_type == "message" {
+            String::new()
+        } else {
+            format!("event {} ", preview(self.event_type.as_bytes()))
+        };
+        let id = match self.id {
+            IdCheck::Any => "",
+            IdCheck::Present => " with an id",
+            IdCheck::Absent => " without id",
+            IdCheck::Published => " with the published id",
+        };
+        format!("{kind}data {}{id}", preview(self.data.as_bytes()))
+    }
+}
+
+struct Driver<'a> {
+    target: &'a SseTarget,
+    settings: Settings,
+    caps: &'a Capabilities,
+    t: &'a Transcript,
+    run: Run,
+    /// Makes this run's explicit ids and fences unique.
+    nonce: String,
+    streams: HashMap<String, Stream>,
+    published: Vec<Published>,
+    fences: u64,
+    /// An optional publish was skipped: optional expectations are too.
+    skipped_optional: bool,
+    deadline: Instant,
+}
+
+impl Driver<'_> {
+    async fn step(&mut self, step: &Step) -> Result<(), Stop> {
+        match step {
+            Step::Connect(c) => self.connect(c).await,
+            Step::Disconnect(r) => {
+                let (t, published, nonce) = (self.t, &self.published, &self.nonce);
+                let s = self
+                    .streams
+                    .get_mut(&r.stream)
+                    .ok_or_else(|| missing(&r.stream))?;
+                s.drain(t, published, nonce);
+                s.conn = None;
+                self.t.out(format!("[{}] disconnect", r.stream));
+                Ok(())
+            }
+            Step::Publish(p) => self.publish_step(p).await,
+            Step::Finish(_) => self.finish().await,
+            Step::Sync(y) => self.sync(y).await,
+            Step::Pause(d) => {
+                self.t.note(format!("pause {d}"));
+                tokio::time::sleep(d.0).await;
+                Ok(())
+            }
+            Step::ExpectResponse(r) => self.expect_response(r).await,
+            Step::ExpectEvents(e) => self.expect_events(e).await,
+            Step::ExpectNoEvent(e) => self.expect_no_event(e).await,
+            Step::ExpectFraming(f) => self.expect_framing(f).await,
+            Step::ExpectBytesWithin(b) => self.expect_bytes_within(b).await,
+            Step::ExpectEnd(e) => self.expect_end(e).await,
+        }
+    }
+
+    fn stream(&mut self, name: &str) -> Result<&mut Stream, Stop> {
+        self.streams.get_mut(name).ok_or_else(|| missing(name))
+    }
+
+    /// Waits for the stream's next event. Without `hard` the wait ends after
+    /// the run's timeout without any item (counted from `idle_from` at the
+    /// earliest); with it, at `hard`.
+    async fn next_event(
+        &mut self,
+        name: &str,
+        hard: Option<Instant>,
+        idle_from: Instant,
+    ) -> Result<Next, Stop> {
+        let (t, published, nonce, timeout, deadline) = (
+            self.t,
+            &self.published,
+            &self.nonce,
+            self.settings.timeout,
+            self.deadline,
+        );
+        let s = self.streams.get_mut(name).ok_or_else(|| missing(name))?;
+        loop {
+            if let Some(ev) = s.queue.pop_front() {
+                if ev.class == Class::Ours {
+                    s.taken.push(ev.ev.data.clone());
+                }
+                return Ok(Next::Event(ev));
+            }
+            if let Some(p) = s.problem() {
+                return Err(p);
+            }
+            if let Some(p) = s.overlong() {
+                return Err(p);
+            }
+            if s.conn.is_none() {
+                return Ok(Next::Ended);
+            }
+            let until = hard
+                .unwrap_or_else(|| s.last_item_at.max(idle_from) + timeout)
+                .min(deadline);
+            if Instant::now() >= until {
+                return Ok(Next::Timeout);
+            }
+            if s.wait_item(until, t, published, nonce).await.is_none() && Instant::now() >= until {
+                return Ok(Next::Timeout);
+            }
+        }
+    }
+
+    /// Waits until the stream's response head is there (or the wait ends).
+    async fn wait_head(&mut self, name: &str, until: Instant) {
+        let (t, published, nonce) = (self.t, &self.published, &self.nonce);
+        let Some(s) = self.streams.get_mut(name) else {
+            return;
+        };
+        while s.head.is_none() && s.conn.is_some() && Instant::now() < until {
+            if s.wait_item(until, t, published, nonce).await.is_none() {
+                break;
+            }
+        }
+    }
+
+    async fn connect(&mut self, c: &Connect) -> Result<(), Stop> {
+        let mut req = Request::new("GET", &self.target.stream);
+        req.set("Accept", "text/event-stream");
+        req.set("Cache-Control", "no-cache");
+        for (n, v) in &c.headers {
+            req.set(n, v.as_bytes());
+        }
+        for n in &c.remove {
+            req.remove(n);
+        }
+        let mut shown_id = None;
+        if let Some(l) = &c.last_event_id {
+            let value = match (&l.from, &l.value) {
+                (Some(from), _) => {
+                    let pick = l.event.unwrap_or_default();
+                    let src = self.stream(from)?;
+                    let ev = match pick {
+                        EventPick::First => src.seen.first(),
+                        EventPick::Last => src.seen.last(),
+                        EventPick::Nth(n) => src.seen.get(n - 1),
+                    };
+                    let Some(ev) = ev else {
+                        return Err(fail(
+                            format!(
+                                "stream {from} received {} event(s) of this case, so it has no {pick} to resume from",
+                                src.seen.len()
+                            ),
+                            format!("the {pick} on stream {from}"),
+                            format!("{} event(s)", src.seen.len()),
+                        ));
+                    };
+                    if ev.last_event_id.is_empty() {
+                        return Err(fail(
+                            format!(
+                                "the {pick} on stream {from} left the last event ID empty (the stream sent no `id`), so a client cannot resume with Last-Event-ID"
+                            ),
+                            "events with an `id` field",
+                            describe_plain(ev),
+                        ));
+                    }
+                    shown_id = Some(format!("<last event ID after the {pick} on stream {from}>"));
+                    ev.last_event_id.clone()
+                }
+                (None, Some(v)) => v.clone(),
+                (None, None) => String::new(),
+            };
+            self.t
+                .note(format!("[{}] Last-Event-ID: {value:?}", c.stream));
+            req.set("Last-Event-ID", value.into_bytes());
+        }
+        self.t.out(format!(
+            "[{}] {}",
+            c.stream,
+            req.describe(|n, _| if n.eq_ignore_ascii_case("last-event-id") {
+                shown_id.clone()
+            } else {
+                None
+            })
+        ));
+        let limits = http::Limits {
+            io_timeout: self.settings.timeout,
+            max_body: self.settings.max_message.saturating_mul(4).max(64 << 20),
+        };
+        let conn = match StreamConn::open(&self.target.stream, &req, limits).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.run.handshake_failed = true;
+                return Err(Stop::Error(e));
+            }
+        };
+        let max_data = usize::try_from(self.settings.max_message).unwrap_or(usize::MAX);
+        let max_line = max_data.min(parser::DEFAULT_MAX_LINE);
+        let stream = Stream {
+            name: c.stream.clone(),
+            sent_at: conn.sent_at,
+            conn: Some(conn),
+            head: None,
+            parser: Parser::new()
+                .with_max_line(max_line)
+                .with_max_data(max_data),
+            queue: VecDeque::new(),
+            seen: Vec::new(),
+            taken: Vec::new(),
+            ended: None,
+            broken: None,
+            unsupported: None,
+            last_item_at: Instant::now(),
+            last_byte_at: None,
+            body_bytes: 0,
+            logged_retry: None,
+            logged_comments: 0,
+            discarded_at_end: false,
+            max_line: max_line as u64,
+        };
+        self.streams.insert(c.stream.clone(), stream);
+        // Events published from now on are meant for this stream: wait until
+        // the target has answered (a target that holds its headers back
+        // until the first event is caught by `expect_response.within`).
+        let until = (Instant::now() + self.settings.timeout).min(self.deadline);
+        self.wait_head(&c.stream, until).await;
+        if self
+            .streams
+            .get(&c.stream)
+            .is_some_and(|s| s.head.is_none())
+        {
+            self.t
+                .note(format!("[{}] no response head yet; going on", c.stream));
+        }
+        Ok(())
+    }
+
+    fn can_publish(&self) -> bool {
+        self.target.publish.is_some() && self.caps.publish
+    }
+
+    async fn publish_step(&mut self, p: &Publish) -> Result<(), Stop> {
+        if !self.can_publish() {
+            if p.optional {
+                if !self.skipped_optional {
+                    self.t
+                        .note("no publish endpoint: optional publishes and expectations skipped");
+                }
+                self.skipped_optional = true;
+                return Ok(());
+            }
+            return Err(Stop::Unsupported(
+                "needs a publish endpoint (--publish)".into(),
+            ));
+        }
+        let data = String::from_utf8_lossy(&p.data.bytes()).into_owned();
+        for data in expand_count(&data, p.count) {
+            self.publish(&data, p.id.as_deref()).await?;
+        }
+        Ok(())
+    }
+
+    /// POSTs one event; a publish that does not succeed is a harness error
+    /// (the contract's publish endpoint is not usable), not a failure.
+    async fn publish(&mut self, data: &str, id: Option<&str>) -> Result<(), Stop> {
+        let Some(endpoint) = self.target.publish.clone() else {
+            return Err(Stop::Unsupported(
+                "needs a publish endpoint (--publish)".into(),
+            ));
+        };
+        let sse = &self.caps.profile.sse;
+        let fence = data.starts_with(FENCE_PREFIX);
+        let n = self.published.len() + 1;
+        let mut req = Request::new("POST", &endpoint);
+        req.set(
+            "Content-Type",
+            sse.publish_content_type
+                .as_deref()
+                .unwrap_or("text/plain; charset=utf-8"),
+        );
+        let full_id = match id {
+            None => None,
+            Some(id) => {
+                let Some(h) = &sse.id_header else {
+                    return Err(Stop::Unsupported(
+                        "the profile declares no sse.id_header for explicit event ids".into(),
+                    ));
+                };
+                let full = format!("{id}.{}", self.nonce);
+                req.set(h, full.clone().into_bytes());
+                Some(full)
+            }
+        };
+        req.body = publish_body(data, sse.publish_template.as_deref());
+        req.set("Content-Length", req.body.len().to_string());
+        req.set("Connection", "close");
+        let what = if fence {
+            format!("publish fence {}", self.fences)
+        } else {
+            let id = match id {
+                Some(id) => format!(", id {} + run nonce", preview(id.as_bytes())),
+                None => String::new(),
+            };
+            format!(
+                "publish #{n}: data {} ({} bytes{id})",
+                preview(data.as_bytes()),
+                data.len()
+            )
+        };
+        if fence {
+            self.t.note(what.clone());
+        } else {
+            self.t.out(what.clone());
+        }
+        // Recorded before the POST: the event may reach a stream before the
+        // publish response reaches the harness.
+        if !fence {
+            self.published.push(Published {
+                data: as_delivered(data),
+                id: full_id,
+                at: Instant::now(),
+            });
+        }
+        let start = Instant::now();
+        let reply = http::post(&endpoint, &req, self.settings.timeout)
+            .await
+            .map_err(|e| {
+                Stop::Error(format!(
+                    "{what}: the publish endpoint {} failed: {e}",
+                    endpoint.url()
+                ))
+            })?;
+        self.t.note(format!(
+            "{what}: {} {} after {:.1}ms",
+            reply.response.status,
+            reply.response.reason,
+            start.elapsed().as_secs_f64() * 1e3
+        ));
+        if !(200..300).contains(&reply.response.status) {
+            return Err(Stop::Error(format!(
+                "{what}: the publish endpoint {} answered {} {}: {}",
+                endpoint.url(),
+                reply.response.status,
+                reply.response.reason,
+                preview(&reply.body)
+            )));
+        }
+        Ok(())
+    }
+
+    async fn publish_fence(&mut self) -> Result<u64, Stop> {
+        self.fences += 1;
+        let k = self.fences;
+        let data = format!("{FENCE_PREFIX}{} {k}", self.nonce);
+        self.publish(&data, None).await?;
+        Ok(k)
+    }
+
+    async fn finish(&mut self) -> Result<(), Stop> {
+        let Some(spec) = self.caps.profile.sse.finish.clone() else {
+            return Err(Stop::Unsupported(
+                "the profile declares no sse.finish endpoint".into(),
+            ));
+        };
+        let endpoint = if spec.starts_with('/') {
+            HttpTarget {
+                path: spec.clone(),
+                ..self.target.stream.clone()
+            }
+        } else {
+            parse_http(&spec).map_err(|e| Stop::Error(format!("sse.finish: {e}")))?
+        };
+        let mut req = Request::new("POST", &endpoint);
+        req.set("Content-Length", "0");
+        req.set("Connection", "close");
+        self.t.out(format!("finish: POST {}", endpoint.path));
+        let reply = http::post(&endpoint, &req, self.settings.timeout)
+            .await
+            .map_err(|e| {
+                Stop::Error(format!(
+                    "the finish endpoint {} failed: {e}",
+                    endpoint.url()
+                ))
+            })?;
+        if !(200..300).contains(&reply.response.status) {
+            return Err(Stop::Error(format!(
+                "the finish endpoint {} answered {} {}",
+                endpoint.url(),
+                reply.response.status,
+                reply.response.reason
+            )));
+        }
+        Ok(())
+    }
+
+    async fn expect_response(&mut self, r: &ExpectResponse) -> Result<(), Stop> {
+        let sent_at = self.stream(&r.stream)?.sent_at;
+        let until = match r.within {
+            Some(w) => sent_at + w.0,
+            None => Instant::now() + self.settings.timeout,
+        }
+        .min(self.deadline);
+        self.wait_head(&r.stream, until).await;
+        let s = self.stream(&r.stream)?;
+        let statuses = r
+            .status
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let expected = format!("HTTP status {statuses}");
+        let Some((resp, framing, at)) = &s.head else {
+            if let Some(b) = &s.broken {
+                return Err(fail(format!("no valid response: {b}"), expected, b.clone()));
+            }
+            let waited = until.saturating_duration_since(sent_at);
+            return Err(match r.within {
+                Some(w) => fail(
+                    format!(
+                        "no response head within {w}: headers must be sent at once, before any event (HTML §9.2.2 announces the connection on the response)"
+                    ),
+                    format!("the response head within {w}"),
+                    format!("nothing after {waited:?}"),
+                ),
+                None => fail(
+                    format!("no response within {waited:?}"),
+                    expected,
+                    "nothing",
+                ),
+            });
+        };
+        let actual = resp.describe();
+        if let Some(w) = r.within {
+            let took = at.saturating_duration_since(sent_at);
+            if took > w.0 {
+                return Err(fail(
+                    format!(
+                        "the response head came {:.0}ms after the request, more than {w}: headers must be sent at once, before any event",
+                        took.as_secs_f64() * 1e3
+                    ),
+                    format!("the response head within {w}"),
+                    format!("after {took:?}"),
+                ));
+            }
+        }
+        if !r.status.iter().any(|st| st.matches(resp.status)) {
+            let why = match resp.status {
+                200 => String::new(),
+                204 => " (204 tells an EventSource to stop reconnecting)".into(),
+                _ => " (an EventSource fails the connection for good on any status but 200, HTML §9.2.2)".into(),
+            };
+            return Err(fail(
+                format!("status {} instead of {statuses}{why}", resp.status),
+                expected,
+                actual,
+            ));
+        }
+        for h in &r.headers {
+            if let Some(problem) = header_problem(h, resp, *framing) {
+                return Err(fail(problem, describe_check(h), actual));
+            }
+        }
+        Ok(())
+    }
+
+    async fn expect_events(&mut self, e: &ExpectEvents) -> Result<(), Stop> {
+        if e.optional && (self.skipped_optional || !self.can_publish()) {
+            return Ok(());
+        }
+        let mut wants = Vec::new();
+        for w in &e.events {
+            let data = String::from_utf8_lossy(&w.data.bytes()).into_owned();
+            for data in expand_count(&data, w.count) {
+                if !self.published.iter().any(|p| p.data == data) {
+                    return Err(Stop::Error(format!(
+                        "case error: expect_events waits for data {} that no earlier publish step sent",
+                        preview(data.as_bytes())
+                    )));
+                }
+                wants.push(Want {
+                    data,
+                    event_type: w
+                        .event_type
+                        .clone()
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or_else(|| "message".into()),
+                    id: w.id,
+                });
+            }
+        }
+        let name = e.stream.as_str();
+        let start = Instant::now();
+        let hard = e.within.map(|w| start + w.0);
+        let expected = format!(
+            "on stream {name}, in this order: {}",
+            wants
+                .iter()
+                .map(Want::describe)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.wait_head(
+            name,
+            hard.unwrap_or(start + self.settings.timeout)
+                .min(self.deadline),
+        )
+        .await;
+        if let Some(p) = self.stream(name)?.problem() {
+            return Err(p);
+        }
+        let s = self.stream(name)?;
+        if s.head.is_none() && s.conn.is_some() {
+            let waited = s.sent_at.elapsed();
+            return Err(fail(
+                format!("stream {name} got no response head in {waited:?}"),
+                expected,
+                "no response",
+            ));
+        }
+        if let Some(st) = s.status()
+            && st != 200
+        {
+            return Err(fail(
+                format!(
+                    "stream {name} was answered with status {st}, so no event can arrive (an EventSource fails the connection)"
+                ),
+                expected,
+                format!("status {st}"),
+            ));
+        }
+        // With a hard bound the case is about timing: a fence could flush an
+        // event a buffering server holds back, so none is published.
+        let grace = (self.can_publish() && e.within.is_none()).then(|| start + FENCE_GRACE);
+        let mut fence: Option<u64> = None;
+        let mut matched: Vec<parser::Event> = Vec::new();
+        let mut other: Vec<String> = Vec::new();
+        let mut other_count = 0usize;
+        let got = |matched: &[parser::Event], other: &[String], other_count: usize| {
+            let mut s = format!("{} of {} expected event(s)", matched.len(), wants.len());
+            if other_count > 0 {
+                s.push_str(&format!(
+                    "; other events meanwhile ({other_count}): {}{}",
+                    other.join(", "),
+                    if other_count > other.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            s
+        };
+        while matched.len() < wants.len() {
+            let wait_until = match (grace, fence) {
+                (Some(g), None) => Some(hard.map_or(g, |h| h.min(g))),
+                _ => hard,
+            };
+            let next = self.next_event(name, wait_until, start).await?;
+            let want = &wants[matched.len()];
+            match next {
+                Next::Event(Ev { ev, class }) => match class {
+                    Class::Fence(k) if Some(k) == fence => {
+                        return Err(fail(
+                            format!(
+                                "expected {} on stream {name}, but a fence event published after it arrived first: the event was lost or arrived altered",
+                                want.describe()
+                            ),
+                            expected,
+                            got(&matched, &other, other_count),
+                        ));
+                    }
+                    Class::Fence(_) | Class::ForeignFence => {}
+                    Class::Other => {
+                        other_count += 1;
+                        if other.len() < MAX_LISTED {
+                            other.push(describe_plain(&ev));
+                        }
+                    }
+                    Class::Ours if ev.data == want.data => {
+                        let ty = &ev.event_type;
+                        if *ty != want.event_type {
+                            return Err(fail(
+                                format!(
+                                    "the event with data {} arrived as type {} instead of {}",
+                                    preview(want.data.as_bytes()),
+                                    preview(ty.as_bytes()),
+                                    preview(want.event_type.as_bytes())
+                                ),
+                                expected,
+                                describe_plain(&ev),
+                            ));
+                        }
+                        if let Some(problem) = self.id_problem(want, &ev) {
+                            return Err(fail(problem, expected, describe_plain(&ev)));
+                        }
+                        matched.push(ev);
+                    }
+                    Class::Ours => {
+                        let s = self.stream(name)?;
+                        let earlier = s.taken[..s.taken.len().saturating_sub(1)].contains(&ev.data);
+                        let later = wants[matched.len() + 1..].iter().any(|w| w.data == ev.data);
+                        let reason = if earlier {
+                            format!(
+                                "duplicate: stream {name} delivered the event with data {} again, while {} was expected",
+                                preview(ev.data.as_bytes()),
+                                want.describe()
+                            )
+                        } else if later {
+                            format!(
+                                "out of order: the event with data {} arrived before {}",
+                                preview(ev.data.as_bytes()),
+                                want.describe()
+                            )
+                        } else {
+                            format!(
+                                "unexpected event: stream {name} delivered an event this case published (data {}) that should not be there, while {} was expected",
+                                preview(ev.data.as_bytes()),
+                                want.describe()
+                            )
+                        };
+                        return Err(fail(reason, expected, describe_plain(&ev)));
+                    }
+                },
+                Next::Timeout => {
+                    let now = Instant::now();
+                    if fence.is_none()
+                        && grace.is_some()
+                        && hard.is_none_or(|h| now < h)
+                        && now < self.deadline
+                    {
+                        fence = Some(self.publish_fence().await?);
+                        continue;
+                    }
+                    let waited = now.saturating_duration_since(start);
+                    let reason = match e.within {
+                        Some(w) if now >= start + w.0 => format!(
+                            "{} did not arrive on stream {name} within {w} (events held back: buffering, compression without a flush per event?)",
+                            want.describe()
+                        ),
+                        _ => format!(
+                            "{} did not arrive on stream {name}: nothing more came for {:?}",
+                            want.describe(),
+                            self.settings.timeout
+                        ),
+                    };
+                    self.t.note(format!("[{name}] gave up after {waited:?}"));
+                    return Err(fail(reason, expected, got(&matched, &other, other_count)));
+                }
+                Next::Ended => {
+                    let s = self.stream(name)?;
+                    let how = match &s.ended {
+                        Some(End::Truncated(why)) => format!(" ({why})"),
+                        _ => String::new(),
+                    };
+                    return Err(fail(
+                        format!(
+                            "stream {name} ended{how} before {} arrived",
+                            want.describe()
+                        ),
+                        expected,
+                        got(&matched, &other, other_count),
+                    ));
+                }
+            }
+        }
+        if e.distinct_ids {
+            for (i, a) in matched.iter().enumerate() {
+                if let Some(b) = matched[..i].iter().find(|b| b.id.is_some() && b.id == a.id) {
+                    return Err(fail(
+                        format!(
+                            "two events share the id {}: ids must tell events apart for Last-Event-ID",
+                            preview(a.id.as_deref().unwrap_or("").as_bytes())
+                        ),
+                        "a distinct id per event",
+                        format!("{} and {}", describe_plain(b), describe_plain(a)),
+                    ));
+                }
+            }
+        }
+        self.t.note(format!(
+            "[{name}] {} event(s) as expected after {:.1}ms",
+            matched.len(),
+            start.elapsed().as_secs_f64() * 1e3
+        ));
+        Ok(())
+    }
+
+    fn id_problem(&self, want: &Want, ev: &parser::Event) -> Option<String> {
+        let data = preview(want.data.as_bytes());
+        match want.id {
+            IdCheck::Any => None,
+            IdCheck::Present => match &ev.id {
+                Some(id) if !id.is_empty() => None,
+                Some(_) => Some(format!(
+                    "the event with data {data} has an empty id, which resets the last event ID"
+                )),
+                None => Some(format!(
+                    "the event with data {data} has no id: a client that reconnects cannot resume after it"
+                )),
+            },
+            IdCheck::Absent => ev.id.as_ref().map(|id| {
+                format!(
+                    "the event with data {data} has id {} where none was expected",
+                    preview(id.as_bytes())
+                )
+            }),
+            IdCheck::Published => {
+                let want_id = self
+                    .published
+                    .iter()
+                    .find(|p| p.data == want.data)
+                    .and_then(|p| p.id.as_deref());
+                match (want_id, ev.id.as_deref()) {
+                    (Some(w), Some(got)) if w == got => None,
+                    (Some(w), got) => Some(format!(
+                        "the event with data {data} has id {} instead of the published {}",
+                        got.map_or("(none)".to_string(), |g| preview(g.as_bytes())),
+                        preview(w.as_bytes())
+                    )),
+                    (None, _) => Some(format!(
+                        "case error: the event with data {data} was not published with an explicit id"
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn sync(&mut self, y: &SyncSpec) -> Result<(), Stop> {
+        if !self.can_publish() {
+            if y.optional {
+                return Ok(());
+            }
+            return Err(Stop::Unsupported(
+                "needs a publish endpoint (--publish)".into(),
+            ));
+        }
+        let name = y.stream.as_str();
+        if self.stream(name)?.status().is_some_and(|s| s != 200) {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let k = self.publish_fence().await?;
+        loop {
+            match self.next_event(name, None, start).await? {
+                Next::Event(Ev {
+                    class: Class::Fence(n),
+                    ..
+                }) if n == k => return Ok(()),
+                Next::Event(_) => {}
+                Next::Timeout | Next::Ended => {
+                    self.t
+                        .note(format!("[{name}] the fence did not arrive; going on"));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn expect_no_event(&mut self, e: &ExpectNoEvent) -> Result<(), Stop> {
+        let name = e.stream.as_str();
+        let start = Instant::now();
+        if self.stream(name)?.status().is_some_and(|s| s != 200) {
+            return Ok(());
+        }
+        let (fence, hard) = if self.can_publish() {
+            let k = self.publish_fence().await?;
+            (
+                Some(k),
+                start + e.within.map_or(self.settings.timeout, |w| w.0),
+            )
+        } else {
+            (None, start + e.within.map_or(NO_EVENT_WAIT, |w| w.0))
+        };
+        loop {
+            match self.next_event(name, Some(hard), start).await? {
+                Next::Event(Ev { ev, class }) => match class {
+                    Class::Fence(k) if Some(k) == fence => return Ok(()),
+                    Class::Ours => {
+                        let s = self.stream(name)?;
+                        let dup = s.taken[..s.taken.len().saturating_sub(1)].contains(&ev.data);
+                        return Err(fail(
+                            format!(
+                                "stream {name} delivered {}event with data {} where no more event of this case was due",
+                                if dup { "a duplicate: an " } else { "an " },
+                                preview(ev.data.as_bytes())
+                            ),
+                            "no further event of this case",
+                            describe_plain(&ev),
+                        ));
+                    }
+                    _ => {}
+                },
+                Next::Timeout => {
+                    if fence.is_some() {
+                        self.t.note(format!(
+                            "[{name}] the fence did not arrive; nothing of this case came either"
+                        ));
+                    }
+                    return Ok(());
+                }
+                Next::Ended => return Ok(()),
+            }
+        }
+    }
+
+    async fn expect_framing(&mut self, f: &ExpectFraming) -> Result<(), Stop> {
+        let (t, published, nonce) = (self.t, &self.published, &self.nonce);
+        let s = self
+            .streams
+            .get_mut(&f.stream)
+            .ok_or_else(|| missing(&f.stream))?;
+        s.drain(t, published, nonce);
+        if let Some(settle) = f.settle {
+            let start = Instant::now();
+            let cap = (start + self.settings.timeout).min(self.deadline);
+            while s.conn.is_some() {
+                let until = (s.last_item_at.max(start) + settle.0).min(cap);
+                if s.wait_item(until, t, published, nonce).await.is_none() {
+                    break;
+                }
+            }
+        }
+        if let Some(p) = s.problem() {
+            return Err(p);
+        }
+        let checks = f.checks.as_deref().unwrap_or(&FramingCheck::ALL);
+        let obs = s.parser.observations();
+        t.note(format!(
+            "[{}] framing over {} bytes, {} lines ({} LF, {} CR, {} CRLF), {} comments, {} events",
+            f.stream, obs.bytes, obs.lines, obs.lf, obs.cr, obs.crlf, obs.comments, obs.events
+        ));
+        for check in checks {
+            if let Some((reason, expected, actual)) = framing_problem(*check, s) {
+                return Err(fail(
+                    format!("stream {}: {reason}", f.stream),
+                    expected,
+                    actual,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn expect_bytes_within(&mut self, b: &ExpectBytesWithin) -> Result<(), Stop> {
+        let every = b
+            .every
+            .map(|d| d.0)
+            .or(self.caps.profile.sse.keepalive.map(|d| d.0))
+            .unwrap_or(DEFAULT_KEEPALIVE);
+        let tolerance = (every / 10).max(Duration::from_millis(250));
+        let (t, published, nonce, deadline) = (self.t, &self.published, &self.nonce, self.deadline);
+        let name = b.stream.as_str();
+        let s = self.streams.get_mut(name).ok_or_else(|| missing(name))?;
+        s.drain(t, published, nonce);
+        if let Some(p) = s.problem() {
+            return Err(p);
+        }
+        let start = Instant::now();
+        let mut last = s
+            .last_byte_at
+            .or(s.head.as_ref().map(|h| h.2))
+            .unwrap_or(s.sent_at);
+        let mut longest = start.saturating_duration_since(last);
+        let expected = format!("bytes (a comment or an event) at least every {every:?}");
+        loop {
+            let until = (last + every + tolerance).min(deadline);
+            match s.wait_item(until, t, published, nonce).await {
+                Some(Applied::Body(at)) => {
+                    let gap = at.saturating_duration_since(last);
+                    longest = longest.max(gap);
+                    last = at;
+                    if at >= start + every / 2 {
+                        self.run.summary = Some(format!(
+                            "the idle stream sent bytes after at most {:.0}ms of silence (limit {every:?})",
+                            longest.as_secs_f64() * 1e3
+                        ));
+                        return Ok(());
+                    }
+                }
+                Some(Applied::Head) => {}
+                Some(Applied::Ended) => {
+                    if let Some(p) = s.problem() {
+                        return Err(p);
+                    }
+                    return Err(fail(
+                        format!(
+                            "stream {name} ended while idle, after {:?}",
+                            start.elapsed()
+                        ),
+                        expected,
+                        "the stream ended",
+                    ));
+                }
+                None => {
+                    let silent = Instant::now().saturating_duration_since(last);
+                    return Err(fail(
+                        format!(
+                            "the idle stream {name} sent nothing for {:.1}s (limit {every:?}): proxies and load balancers close silent connections; send a comment line such as `: keep-alive` regularly (HTML §9.2.7)",
+                            silent.as_secs_f64()
+                        ),
+                        expected,
+                        format!("{:.1}s without a byte", silent.as_secs_f64()),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn expect_end(&mut self, e: &ExpectEnd) -> Result<(), Stop> {
+        let name = e.stream.as_str();
+        let start = Instant::now();
+        let (t, published, nonce, timeout, deadline) = (
+            self.t,
+            &self.published,
+            &self.nonce,
+            self.settings.timeout,
+            self.deadline,
+        );
+        let s = self.streams.get_mut(name).ok_or_else(|| missing(name))?;
+        while s.conn.is_some() {
+            let until = e
+                .within
+                .map_or_else(|| s.last_item_at.max(start) + timeout, |w| start + w.0)
+                .min(deadline);
+            if s.wait_item(until, t, published, nonce).await.is_none() && s.conn.is_some() {
+                return Err(fail(
+                    format!("stream {name} is still open after {:?}", start.elapsed()),
+                    "the target ends the response body",
+                    "still open",
+                ));
+            }
+        }
+        if let Some(p) = s.problem() {
+            return Err(p);
+        }
+        Ok(())
+    }
+}
+
+/// The publish request body: the raw data, or the profile's template with
+/// `{data}` replaced by the data JSON-escaped (without the quotes).
+fn publish_body(data: &str, template: Option<&str>) -> Vec<u8> {
+    match template {
+        None => data.as_bytes().to_vec(),
+        Some(tpl) => {
+            let json = serde_json::to_string(data).unwrap_or_else(|_| "\"\"".into());
+            let inner = json
+                .strip_prefix('"')
+                .and_then(|j| j.strip_suffix('"'))
+                .unwrap_or("");
+            tpl.replace("{data}", inner).into_bytes()
+        }
+    }
+}
+
+fn missing(name: &str) -> Stop {
+    Stop::Error(format!("case error: no stream {name:?}"))
+}
+
+/// `type/subtype` of a media type, lowercased, without parameters.
+fn essence(v: &str) -> String {
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn describe_check(h: &HeaderCheck) -> String {
+    let n = &h.name;
+    if h.absent {
+        format!("no `{n}` header")
+    } else if let Some(e) = &h.essence {
+        format!("`{n}` with the media type {e} (parameters allowed)")
+    } else if let Some(e) = &h.equals {
+        format!("`{n}: {e}`")
+    } else if let Some(t) = &h.token {
+        format!("`{n}` listing {t}")
+    } else if let Some(o) = &h.one_of {
+        format!("`{n}` absent or one of {o:?}")
+    } else if !h.directives_absent.is_empty() || h.max_age_at_most.is_some() {
+        let mut parts = Vec::new();
+        if !h.directives_absent.is_empty() {
+            parts.push(format!("without {}", h.directives_absent.join(", ")));
+        }
+        if let Some(m) = h.max_age_at_most {
+            parts.push(format!("max-age at most {m}"));
+        }
+        format!("`{n}` absent or {}", parts.join(" and "))
+    } else {
+        format!("a `{n}` header")
+    }
+}
+
+fn header_problem(h: &HeaderCheck, resp: &Response, framing: Framing) -> Option<String> {
+    let n = &h.name;
+    let values: Vec<&str> = resp.headers(n).collect();
+    if h.absent {
+        if values.is_empty() {
+            return None;
+        }
+        let mut why = format!("header `{n}` must be absent, got {values:?}");
+        if n.eq_ignore_ascii_case("content-length") && matches!(framing, Framing::Length(_)) {
+            why.push_str(": a stream of unbounded length cannot declare one (clients and proxies stop reading at that length)");
+        }
+        return Some(why);
+    }
+    if let Some(allowed) = &h.one_of {
+        return values
+            .iter()
+            .find(|v| !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)))
+            .map(|v| format!("header `{n}` is {v:?}, not one of {allowed:?}"));
+    }
+    if !h.directives_absent.is_empty() || h.max_age_at_most.is_some() {
+        for d in values.iter().flat_map(|v| v.split(',')) {
+            let (name, value) = match d.split_once('=') {
+                Some((a, b)) => (a.trim(), Some(b.trim().trim_matches('"'))),
+                None => (d.trim(), None),
+            };
+            if h.directives_absent
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(name))
+            {
+                return Some(format!(
+                    "header `{n}` lists `{name}`, which makes the stream cacheable"
+                ));
+            }
+            if let Some(max) = h.max_age_at_most
+                && (name.eq_ignore_ascii_case("max-age") || name.eq_ignore_ascii_case("s-maxage"))
+                && value
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|v| v > max)
+            {
+                return Some(format!(
+                    "header `{n}` has `{}`: caches may store the stream and replay it",
+                    d.trim()
+                ));
+            }
+        }
+        return None;
+    }
+    let Some(first) = values.first() else {
+        return Some(format!("header `{n}` is missing"));
+    };
+    if let Some(e) = &h.essence
+        && !values.iter().any(|v| essence(v) == e.to_ascii_lowercase())
+    {
+        return Some(format!(
+            "header `{n}` is {first:?}, whose media type is {:?}, not {e} (an EventSource fails the connection)",
+            essence(first)
+        ));
+    }
+    if let Some(e) = &h.equals
+        && !values.iter().any(|v| v.eq_ignore_ascii_case(e))
+    {
+        return Some(format!("header `{n}` is {first:?}, expected {e:?}"));
+    }
+    if let Some(tok) = &h.token
+        && !values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .any(|x| x.trim().eq_ignore_ascii_case(tok))
+    {
+        return Some(format!("header `{n}` is {first:?}, which lacks {tok:?}"));
+    }
+    None
+}
+
+fn list<T: std::fmt::Debug>(items: &[T], total: u64) -> String {
+    let shown: Vec<String> = items.iter().take(8).map(|i| format!("{i:?}")).collect();
+    let more = if total as usize > shown.len() {
+        format!(" ({total} in all)")
+    } else {
+        String::new()
+    };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// One framing check over the stream: `(reason, expected, actual)` when it fails.
+fn framing_problem(check: FramingCheck, s: &Stream) -> Option<(String, String, String)> {
+    let o = s.parser.observations();
+    let tot = &o.totals;
+    match check {
+        FramingCheck::Utf8 => (tot.invalid_utf8 > 0).then(|| {
+            (
+                format!("{} invalid UTF-8 sequence(s); event streams are always UTF-8 (HTML §9.2.5), clients replace them with U+FFFD", tot.invalid_utf8),
+                "valid UTF-8".into(),
+                format!("invalid UTF-8 at byte offsets {}", list(&o.invalid_utf8, tot.invalid_utf8)),
+            )
+        }),
+        FramingCheck::Bom => {
+            let lines: Vec<&(u64, String)> = o
+                .unknown_fields
+                .iter()
+                .chain(&o.colonless_lines)
+                .filter(|(_, n)| n.starts_with('\u{FEFF}'))
+                .collect();
+            (!lines.is_empty()).then(|| {
+                (
+                    "lines begin with U+FEFF (a byte order mark) after the start of the stream: only a BOM at the very start is stripped; elsewhere it becomes part of the field name and clients ignore the line (concatenated streams?)".into(),
+                    "a BOM only as the first character of the stream".into(),
+                    format!("(line, name): {}", list(&lines, lines.len() as u64)),
+                )
+            })
+        }
+        FramingCheck::FieldCase => (tot.miscased_fields > 0).then(|| {
+            (
+                "field names in the wrong case: names are compared literally, so clients ignore these lines".into(),
+                "event, data, id, retry in lowercase".into(),
+                format!("(line, name): {}", list(&o.miscased_fields, tot.miscased_fields)),
+            )
+        }),
+        FramingCheck::UnknownFields => {
+            let unknown: Vec<&(u64, String)> = o
+                .unknown_fields
+                .iter()
+                // Colon-less lines and lines beginning with a BOM have their own checks.
+                .filter(|(line, n)| {
+                    !o.miscased_fields.iter().any(|(_, m)| m == n)
+                        && !o.colonless_lines.iter().any(|(l, _)| l == line)
+                        && !is_known(n)
+                        && !n.starts_with('\u{FEFF}')
+                })
+                .collect();
+            (!unknown.is_empty()).then(|| {
+                (
+                    "unknown field names: clients ignore these lines; they often are payload that escaped a data line".into(),
+                    "only event, data, id and retry fields".into(),
+                    format!("(line, name): {}", list(&unknown, unknown.len() as u64)),
+                )
+            })
+        }
+        FramingCheck::ColonlessLines => {
+            let bad: Vec<&(u64, String)> = o
+                .colonless_lines
+                .iter()
+                .filter(|(_, l)| !is_known(l) && !l.starts_with('\u{FEFF}'))
+                .collect();
+            (!bad.is_empty()).then(|| {
+                (
+                    "lines without a colon that are not a bare field name: probably a newline inside a value that was not split into data lines".into(),
+                    "every line a comment, a field `name: value`, or a bare known field name".into(),
+                    format!("(line, text): {}", list(&bad, bad.len() as u64)),
+                )
+            })
+        }
+        FramingCheck::Retry => (tot.invalid_retry > 0).then(|| {
+            (
+                "`retry` values that are not ASCII digits: clients ignore them (the value is milliseconds as an integer)".into(),
+                "retry: <digits>".into(),
+                format!("(line, value): {}", list(&o.invalid_retry, tot.invalid_retry)),
+            )
+        }),
+        FramingCheck::IdNul => (tot.ids_with_nul > 0).then(|| {
+            (
+                "`id` values containing U+0000: clients ignore the whole field".into(),
+                "ids without NUL".into(),
+                format!("on lines {}", list(&o.ids_with_nul, tot.ids_with_nul)),
+            )
+        }),
+        FramingCheck::LineEndings => {
+            let kinds = [(o.lf, "LF"), (o.cr, "CR"), (o.crlf, "CRLF")];
+            let used: Vec<String> = kinds.iter().filter(|(n, _)| *n > 0).map(|(n, k)| format!("{n} {k}")).collect();
+            if o.cr > 0 {
+                Some((
+                    "lines end with a lone CR: legal, but several client parsers mishandle it".into(),
+                    "LF (or CRLF) line endings".into(),
+                    used.join(", "),
+                ))
+            } else if used.len() > 1 {
+                Some((
+                    "mixed line endings: legal, but interop suffers".into(),
+                    "one kind of line ending".into(),
+                    used.join(", "),
+                ))
+            } else {
+                None
+            }
+        }
+        FramingCheck::CompleteAtClose => s.discarded_at_end.then(|| {
+            (
+                "the stream ended in the middle of an event (no blank line after its last lines): clients discard that event and its id (HTML §9.2.6)".into(),
+                "every event, the last included, ends with a blank line".into(),
+                "an incomplete event at the end of the stream".into(),
+            )
+        }),
+    }
+}
+
+fn is_known(name: &str) -> bool {
+    matches!(name, "event" | "data" | "id" | "retry")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_bodies() {
+        assert_eq!(publish_body("a\r\n\"b\"", None), b"a\r\n\"b\"");
+        let tpl = Some(r#"{"type":"note","data":"{data}"}"#);
+        let body = publish_body("line 1\nsaid \"hi\" \\ é\u{0}", tpl);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["data"], "line 1\nsaid \"hi\" \\ é\u{0}");
+        assert_eq!(v["type"], "note");
+    }
+
+    #[test]
+    fn classification() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(5);
+        let published = [Published {
+            data: "x\ny".into(),
+            id: None,
+            at: later,
+        }];
+        assert_eq!(classify("x\ny", later, &published, "n1"), Class::Ours);
+        // Arrived before the publish began: someone else's.
+        assert_eq!(classify("x\ny", t0, &published, "n1"), Class::Other);
+        assert_eq!(classify("z", later, &published, "n1"), Class::Other);
+        assert_eq!(
+            classify("pushspec-fence n1 3", t0, &published, "n1"),
+            Class::Fence(3)
+        );
+        assert_eq!(
+            classify("pushspec-fence n2 3", t0, &published, "n1"),
+            Class::ForeignFence
+        );
+    }
+
+    #[test]
+    fn header_checks() {
+        let resp = Response::parse(
+            b"HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream ; charset=utf-8\r\nCache-Control: no-cache, max-age=0\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap()
+        .0;
+        let check = |h: HeaderCheck| header_problem(&h, &resp, Framing::Chunked);
+        let base = HeaderCheck {
+            name: "content-type".into(),
+            equals: None,
+            essence: None,
+            token: None,
+            one_of: None,
+            absent: false,
+            directives_absent: Vec::new(),
+            max_age_at_most: None,
+        };
+        assert_eq!(
+            check(HeaderCheck {
+                essence: Some("text/event-stream".into()),
+                ..base.clone()
+            }),
+            None
+        );
+        assert!(
+            check(HeaderCheck {
+                essence: Some("text/plain".into()),
+                ..base.clone()
+            })
+            .is_some()
+        );
+        let cc = HeaderCheck {
+            name: "Cache-Control".into(),
+            ..base.clone()
+        };
+        assert_eq!(
+            check(HeaderCheck {
+                max_age_at_most: Some(0),
+                directives_absent: vec!["public".into()],
+                ..cc.clone()
+            }),
+            None
+        );
+        assert!(
+            check(HeaderCheck {
+                directives_absent: vec!["no-cache".into()],
+                ..cc.clone()
+            })
+            .is_some()
+        );
+        assert!(
+            check(HeaderCheck {
+                name: "Content-Length".into(),
+                ..base.clone()
+            })
+            .unwrap()
+            .contains("missing")
+        );
+        assert_eq!(
+            check(HeaderCheck {
+                name: "ETag".into(),
+                absent: true,
+                ..base.clone()
+            }),
+            None
+        );
+        assert_eq!(
+            check(HeaderCheck {
+                name: "Content-Encoding".into(),
+                one_of: Some(vec!["gzip".into()]),
+                ..base
+            }),
+            None
+        );
     }
 }

@@ -1,0 +1,561 @@
+//! Every SSE case family is proven both ways: it passes on a correct server
+//! and fails on a deliberately broken one.
+//!
+//! The fixture in `support/broken_sse.rs` is a small raw-TCP SSE server that
+//! follows the pushspec target contract except for one injected [`Fault`].
+//! For each fault the families it concerns are run in-process through the
+//! library, and the outcome of every case is checked: the cases that check
+//! the broken rule must fail (`fail` for `must` cases, `non-strict` for
+//! `should` ones), every other case must still pass, so the failure comes
+//! from the fault and not from a fixture bug. With [`Fault::None`] every
+//! case of every family passes, keep-alive included (the fixture sends a
+//! keep-alive every 200 ms; the profile asks for one per second).
+//!
+//! The `finish` case ends the fixture's streams for good, so it runs last,
+//! after the others.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use pushspec::case::{Case, Dur, Level};
+use pushspec::engine::{Targets, run_case};
+use pushspec::outcome::{CaseResult, Outcome};
+use pushspec::profile::{Capabilities, Profile, SseProfile};
+use pushspec::sse::run::SseTarget;
+use pushspec::ws::run::Settings;
+use support::broken_sse::{Fault, spawn};
+use tokio::sync::Semaphore;
+
+const RESPONSE: &str = "sse.response";
+const FRAMING: &str = "sse.framing";
+const DATA: &str = "sse.data";
+const DELIVERY: &str = "sse.delivery";
+const REPLAY: &str = "sse.replay";
+const KEEPALIVE: &str = "sse.keepalive";
+const ALL: [&str; 6] = [RESPONSE, FRAMING, DATA, DELIVERY, REPLAY, KEEPALIVE];
+
+const FINISH_CASE: &str = "sse.framing.finish";
+
+fn settings() -> Settings {
+    Settings {
+        timeout: Duration::from_secs(2),
+        max_message: 64 << 20,
+    }
+}
+
+/// For hostile fixtures: nothing to wait for, so fail fast.
+fn hostile_settings() -> Settings {
+    Settings {
+        timeout: Duration::from_millis(500),
+        ..settings()
+    }
+}
+
+fn caps() -> Capabilities {
+    Capabilities {
+        profile: Profile {
+            sse: SseProfile {
+                replay: Some(true),
+                finish: Some("/finish".into()),
+                id_header: Some("Event-Id".into()),
+                keepalive: Some(Dur(Duration::from_secs(1))),
+                ..SseProfile::default()
+            },
+            ..Profile::default()
+        },
+        publish: true,
+        skip_timing: false,
+    }
+}
+
+fn in_family(case: &Case, family: &str) -> bool {
+    case.id
+        .strip_prefix(family)
+        .is_some_and(|rest| rest.starts_with('.'))
+}
+
+fn cases() -> &'static [Case] {
+    static CASES: OnceLock<Vec<Case>> = OnceLock::new();
+    CASES.get_or_init(|| {
+        pushspec::case::file::load_embedded()
+            .expect("embedded cases load")
+            .into_iter()
+            .filter(|c| c.id.starts_with("sse."))
+            .collect()
+    })
+}
+
+/// Starts the fixture with `fault` and runs the cases of `families` (or
+/// only those listed in `only`) against it: all at once, then the finish
+/// case. Results by case id.
+async fn run_cases(
+    fault: Fault,
+    families: &[&str],
+    only: Option<&[&str]>,
+    settings: Settings,
+) -> BTreeMap<String, CaseResult> {
+    let addr = spawn(fault).await;
+    let targets = Arc::new(Targets {
+        ws: None,
+        sse: Some(SseTarget {
+            stream: pushspec::target::parse_http(&format!("http://{addr}/events")).unwrap(),
+            publish: Some(pushspec::target::parse_http(&format!("http://{addr}/publish")).unwrap()),
+        }),
+    });
+    let caps = Arc::new(caps());
+    let chosen: Vec<&'static Case> = cases()
+        .iter()
+        .filter(|c| families.iter().any(|f| in_family(c, f)))
+        .filter(|c| only.is_none_or(|o| o.contains(&c.id.as_str())))
+        .collect();
+    let sem = Arc::new(Semaphore::new(8));
+    let mut tasks = Vec::new();
+    let mut finish = None;
+    for case in chosen {
+        if case.id == FINISH_CASE {
+            finish = Some(case);
+            continue;
+        }
+        let (targets, caps, sem) = (targets.clone(), caps.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore open");
+            run_case(case, &targets, settings, &caps).await
+        }));
+    }
+    let mut results = BTreeMap::new();
+    for t in tasks {
+        let r = t.await.expect("case task panicked");
+        results.insert(r.id.clone(), r);
+    }
+    if let Some(case) = finish {
+        let r = run_case(case, &targets, settings, &caps).await;
+        results.insert(r.id.clone(), r);
+    }
+    for f in families.iter().filter(|_| only.is_none()) {
+        assert!(
+            results.keys().any(|id| id.starts_with(&format!("{f}."))),
+            "no case of family {f} was run"
+        );
+    }
+    results
+}
+
+fn passing(level: Level) -> Outcome {
+    match level {
+        Level::Info => Outcome::Info,
+        Level::Must | Level::Should => Outcome::Pass,
+    }
+}
+
+fn failing(level: Level) -> Outcome {
+    match level {
+        Level::Must => Outcome::Fail,
+        Level::Should => Outcome::NonStrict,
+        Level::Info => Outcome::Info,
+    }
+}
+
+fn describe(r: &CaseResult) -> String {
+    format!(
+        "{} -> {}: {} (expected: {}; actual: {})",
+        r.id,
+        r.outcome,
+        r.reason,
+        r.expected.as_deref().unwrap_or("-"),
+        r.actual.as_deref().unwrap_or("-").replace('\n', " | "),
+    )
+}
+
+/// Runs `families` against the fixture with `fault` and requires exactly
+/// the cases in `must_fail` to fail, every other one to pass.
+async fn prove(fault: Fault, families: &[&str], must_fail: &[&str]) {
+    assert!(
+        fault == Fault::None || !must_fail.is_empty(),
+        "a fault test must expect at least one failure"
+    );
+    let start = Instant::now();
+    let results = run_cases(fault, families, None, settings()).await;
+    let mut problems = Vec::new();
+    for id in must_fail {
+        match results.get(*id) {
+            None => problems.push(format!("{id}: no such case in {families:?}")),
+            Some(r) if r.outcome != failing(r.level) => {
+                problems.push(format!("should fail but did not: {}", describe(r)));
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, r) in &results {
+        if !must_fail.contains(&id.as_str()) && r.outcome != passing(r.level) {
+            problems.push(format!("should pass but did not: {}", describe(r)));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "Fault::{fault:?} on {families:?}: {} problem(s):\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+    eprintln!(
+        "Fault::{fault:?}: {} cases in {:?}",
+        results.len(),
+        start.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The fixture itself is correct: every family passes, keep-alive and the
+// gzip-compressed stream included.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_fixture_passes_every_sse_family() {
+    prove(Fault::None, &ALL, &[]).await;
+}
+
+// ---------------------------------------------------------------------------
+// sse.response
+
+const ACCEPT_CASES: [&str; 3] = [
+    "sse.response.accept-none",
+    "sse.response.accept-any",
+    "sse.response.accept-event-stream",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_content_type_fails_sse_response() {
+    let mut fail = vec![
+        "sse.response.content-type",
+        "sse.response.compressed-events-arrive-promptly",
+    ];
+    fail.extend(ACCEPT_CASES);
+    prove(Fault::WrongContentType, &[RESPONSE], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_accept_any_fails_sse_response() {
+    prove(
+        Fault::NotAcceptableForAny,
+        &[RESPONSE],
+        &["sse.response.accept-any"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_back_headers_fail_sse_response() {
+    prove(
+        Fault::HeadersOnFirstEvent,
+        &[RESPONSE],
+        &["sse.response.headers-before-first-event"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_fails_sse_response() {
+    prove(
+        Fault::ContentLength,
+        &[RESPONSE],
+        &["sse.response.no-content-length"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cacheable_stream_fails_sse_response() {
+    prove(
+        Fault::Cacheable,
+        &[RESPONSE],
+        &["sse.response.not-cacheable"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_without_flush_fails_sse_response() {
+    prove(
+        Fault::GzipBuffered,
+        &[RESPONSE],
+        &["sse.response.compressed-events-arrive-promptly"],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// sse.framing
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latin1_fails_sse_framing_and_data() {
+    prove(
+        Fault::Latin1,
+        &[FRAMING, DATA],
+        &["sse.framing.utf8", "sse.data.non-ascii"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bom_mid_stream_fails_sse_framing() {
+    prove(Fault::BomMidStream, &[FRAMING], &["sse.framing.bom"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn miscased_field_fails_sse_framing() {
+    prove(
+        Fault::MiscasedField,
+        &[FRAMING],
+        &["sse.framing.field-case"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_field_fails_sse_framing() {
+    prove(
+        Fault::UnknownField,
+        &[FRAMING],
+        &["sse.framing.unknown-fields"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_with_nul_fails_sse_framing() {
+    prove(Fault::IdWithNul, &[FRAMING], &["sse.framing.id-nul"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fractional_retry_fails_sse_framing() {
+    prove(Fault::RetryFraction, &[FRAMING], &["sse.framing.retry"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cr_line_endings_fail_sse_framing() {
+    prove(
+        Fault::CrLineEndings,
+        &[FRAMING],
+        &["sse.framing.line-endings"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_last_event_fails_sse_framing() {
+    prove(Fault::IncompleteLastEvent, &[FRAMING], &[FINISH_CASE]).await;
+}
+
+// ---------------------------------------------------------------------------
+// sse.data
+
+/// Every data case whose payload has a line ending inside or at the end.
+const MULTILINE_DATA: [&str; 16] = [
+    "sse.data.lf",
+    "sse.data.cr",
+    "sse.data.crlf",
+    "sse.data.mixed-endings",
+    "sse.data.trailing-lf",
+    "sse.data.trailing-cr",
+    "sse.data.only-lf",
+    "sse.data.blank-lines",
+    "sse.data.line-leading-space",
+    "sse.data.line-leading-colon",
+    "sse.data.injection-event-lf",
+    "sse.data.injection-event-cr",
+    "sse.data.injection-id-cr",
+    "sse.data.injection-retry-lf",
+    "sse.data.injection-new-event-crlf",
+    "sse.data.injection-new-event-lf",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_newline_in_data_fails_sse_data_and_framing() {
+    let mut fail: Vec<&str> = MULTILINE_DATA.to_vec();
+    // A raw CR inside a data line is also a lone-CR line ending on the wire.
+    fail.extend(["sse.framing.colonless-lines", "sse.framing.line-endings"]);
+    prove(Fault::RawNewlineInData, &[DATA, FRAMING], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsplit_cr_fails_sse_data() {
+    prove(
+        Fault::CrNotSplit,
+        &[DATA, FRAMING],
+        &[
+            "sse.data.cr",
+            "sse.data.mixed-endings",
+            "sse.data.trailing-cr",
+            "sse.data.injection-event-cr",
+            "sse.data.injection-id-cr",
+            "sse.framing.colonless-lines",
+            // The unsplit CR is a lone-CR line ending on the wire.
+            "sse.framing.line-endings",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_space_after_colon_fails_sse_data() {
+    prove(
+        Fault::NoSpaceAfterColon,
+        &[DATA],
+        &[
+            "sse.data.leading-space",
+            "sse.data.leading-spaces",
+            "sse.data.line-leading-space",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_trailing_newline_fails_sse_data() {
+    prove(
+        Fault::DropsTrailingNewline,
+        &[DATA],
+        &[
+            "sse.data.trailing-lf",
+            "sse.data.trailing-cr",
+            "sse.data.only-lf",
+        ],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// sse.delivery
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_behind_buffering_fails_sse_delivery() {
+    prove(
+        Fault::OneBehind,
+        &[DELIVERY, RESPONSE],
+        &[
+            "sse.delivery.prompt",
+            "sse.response.compressed-events-arrive-promptly",
+        ],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// sse.replay
+
+const RESUMING: [&str; 5] = [
+    "sse.replay.resume-after-last",
+    "sse.replay.resume-from-earlier",
+    "sse.replay.non-ascii-id",
+    "sse.replay.long-id",
+    "sse.replay.punctuation-id",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_last_event_id_fails_sse_replay() {
+    prove(Fault::IgnoresLastEventId, &[REPLAY], &RESUMING).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_on_resume_fails_sse_replay() {
+    let mut fail = RESUMING.to_vec();
+    fail.push("sse.replay.nothing-missed");
+    prove(Fault::DuplicateOnResume, &[REPLAY], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_without_ids_fail_sse_replay() {
+    let mut fail = RESUMING.to_vec();
+    fail.extend(["sse.replay.ids-present", "sse.replay.nothing-missed"]);
+    prove(Fault::NoIds, &[REPLAY], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_on_unknown_id_fails_sse_replay() {
+    prove(Fault::UnknownIdIs500, &[REPLAY], &["sse.replay.unknown-id"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_to_fresh_streams_fails_sse_replay() {
+    prove(
+        Fault::ReplaysToFreshStreams,
+        &[REPLAY],
+        &["sse.replay.fresh-stream-no-replay"],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// sse.keepalive
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_keepalive_fails_sse_keepalive() {
+    prove(
+        Fault::NoKeepalive,
+        &[KEEPALIVE],
+        &["sse.keepalive.idle-stream"],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Hostile servers: every case touching the stream fails or errors, quickly,
+// without a panic or a hang.
+
+const HOSTILE_SAMPLE: [&str; 5] = [
+    "sse.response.status-200",
+    "sse.framing.utf8",
+    "sse.data.plain",
+    "sse.data.large-1mib",
+    "sse.replay.resume-after-last",
+];
+
+/// Runs a sample of cases against a hostile fixture: each case in
+/// `must_not_pass` fails (or errors); none panics or hangs.
+async fn hostile(fault: Fault, must_not_pass: &[&str]) {
+    let start = Instant::now();
+    let results = run_cases(fault, &ALL, Some(&HOSTILE_SAMPLE), hostile_settings()).await;
+    assert_eq!(results.len(), HOSTILE_SAMPLE.len());
+    for id in must_not_pass {
+        let r = &results[*id];
+        assert!(
+            matches!(
+                r.outcome,
+                Outcome::Fail | Outcome::NonStrict | Outcome::Error
+            ),
+            "Fault::{fault:?}: {}",
+            describe(r)
+        );
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "Fault::{fault:?} took {took:?}"
+    );
+    eprintln!("Fault::{fault:?}: {took:?}");
+    for r in results.values() {
+        eprintln!("  {}", describe(r));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_without_hanging() {
+    hostile(Fault::NeverAnswers, &HOSTILE_SAMPLE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_response_fails() {
+    hostile(Fault::GarbageHead, &HOSTILE_SAMPLE).await;
+}
+
+/// The head is valid, so only the cases reading the body fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_line_fails_without_exhausting_memory() {
+    hostile(Fault::EndlessLine, &HOSTILE_SAMPLE[1..]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflowing_chunk_size_fails() {
+    hostile(Fault::ChunkSizeOverflow, &HOSTILE_SAMPLE[1..]).await;
+}
