@@ -7,9 +7,15 @@
 //! the outcome of every case is checked: the cases that check the broken
 //! rule must fail, every other case must still pass (so the failure comes
 //! from the fault, not from a fixture bug). With [`Fault::None`] every case
-//! of the four families passes (`info` cases report `info`).
+//! of every family passes (`info` cases report `info`, and a case needing
+//! something the test's profile does not declare is `unsupported`).
 //!
-//! The 16 MiB echo cases (`*-16777216`) are skipped to keep this fast.
+//! Some faults are judged against a profile: a limit the profile declares
+//! turns the cases that hit it into `info`, and a `should` case that misses
+//! its rule is `non-strict`; those tests list the ids for each outcome.
+//!
+//! The 8 and 16 MiB echo cases (`*-16777216`, `*-8mib`, `*-16mib`) are
+//! skipped to keep this fast.
 
 mod support;
 
@@ -17,19 +23,36 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use pushspec::case::{Case, Level};
+use pushspec::case::{Case, Dur, Level};
 use pushspec::engine::{Targets, run_case};
 use pushspec::outcome::{CaseResult, Outcome};
-use pushspec::profile::Capabilities;
+use pushspec::profile::{Capabilities, Profile};
 use pushspec::ws::run::Settings;
-use support::broken_ws::{Fault, spawn};
+use support::broken_ws::{ALLOWED_ORIGIN, Fault, IDLE_CLOSE, spawn};
 use tokio::sync::Semaphore;
 
 const HANDSHAKE: &str = "ws.handshake";
 const FRAMING: &str = "ws.framing";
 const CONTROL: &str = "ws.control";
 const RESERVED: &str = "ws.reserved";
-const FAMILIES: [&str; 4] = [HANDSHAKE, FRAMING, CONTROL, RESERVED];
+const FRAGMENTATION: &str = "ws.fragmentation";
+const UTF8: &str = "ws.utf8";
+const CLOSE: &str = "ws.close";
+const LIMITS: &str = "ws.limits";
+const TIMING: &str = "ws.timing";
+const ORIGIN: &str = "ws.origin";
+const FAMILIES: [&str; 10] = [
+    HANDSHAKE,
+    ORIGIN,
+    FRAMING,
+    CONTROL,
+    RESERVED,
+    FRAGMENTATION,
+    UTF8,
+    CLOSE,
+    LIMITS,
+    TIMING,
+];
 
 /// Cases run at once against one fixture: enough to finish in seconds,
 /// few enough that a 500 ms timeout never fires on a loaded 2-core machine.
@@ -42,13 +65,26 @@ fn settings() -> Settings {
     }
 }
 
+/// ws.limits moves tens of MiB per run: on a loaded 2-core machine an echo
+/// can take longer than 500 ms to start.
+fn settings_for(families: &[&str]) -> Settings {
+    if families.contains(&LIMITS) {
+        Settings {
+            timeout: Duration::from_secs(2),
+            ..settings()
+        }
+    } else {
+        settings()
+    }
+}
+
 fn in_family(case: &Case, family: &str) -> bool {
     case.id
         .strip_prefix(family)
         .is_some_and(|rest| rest.starts_with('.'))
 }
 
-/// The embedded cases of the four families, without the 16 MiB ones.
+/// The embedded cases of the families, without the 16 MiB ones.
 fn cases() -> &'static [Case] {
     static CASES: OnceLock<Vec<Case>> = OnceLock::new();
     CASES.get_or_init(|| {
@@ -56,30 +92,64 @@ fn cases() -> &'static [Case] {
             .expect("embedded cases load")
             .into_iter()
             .filter(|c| FAMILIES.iter().any(|f| in_family(c, f)))
-            .filter(|c| !c.id.contains("-16777216"))
+            .filter(|c| {
+                !c.id.contains("-16777216") && !c.id.ends_with("-16mib") && !c.id.ends_with("-8mib")
+            })
             .collect()
     })
 }
 
+/// The profile every test declares unless it says otherwise: the fixture's
+/// origin policy, timing cases on, no limits, no idle timeout.
+fn caps() -> Capabilities {
+    let mut profile = Profile::default();
+    profile.ws.allowed_origins = Some(vec![ALLOWED_ORIGIN.to_string()]);
+    Capabilities {
+        profile,
+        publish: false,
+        skip_timing: false,
+    }
+}
+
 /// Starts the fixture with `fault` and runs every case of `families`
 /// against it, concurrently. Results by case id.
-async fn run_families(fault: Fault, families: &[&str]) -> BTreeMap<String, CaseResult> {
+async fn run_families(
+    fault: Fault,
+    caps: &Capabilities,
+    families: &[&str],
+) -> BTreeMap<String, CaseResult> {
+    run_some(fault, caps, families, &[]).await
+}
+
+/// [`run_families`] without the cases whose slug starts with one of `skip`.
+async fn run_some(
+    fault: Fault,
+    caps: &Capabilities,
+    families: &[&str],
+    skip: &[&str],
+) -> BTreeMap<String, CaseResult> {
     let addr = spawn(fault).await;
     let targets = Arc::new(Targets {
         ws: Some(pushspec::target::parse_ws(&format!("ws://{addr}/")).unwrap()),
         sse: None,
     });
-    let caps = Arc::new(Capabilities::default());
+    let caps = Arc::new(caps.clone());
+    let settings = settings_for(families);
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = Vec::new();
     for case in cases() {
         if !families.iter().any(|f| in_family(case, f)) {
             continue;
         }
+        let slug = case.id.split_once('.').map_or("", |(_, r)| r);
+        let slug = slug.split_once('.').map_or("", |(_, r)| r);
+        if skip.iter().any(|p| slug.starts_with(p)) {
+            continue;
+        }
         let (targets, caps, sem) = (targets.clone(), caps.clone(), sem.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.expect("semaphore open");
-            run_case(case, &targets, settings(), &caps).await
+            run_case(case, &targets, settings, &caps).await
         }));
     }
     let mut results = BTreeMap::new();
@@ -96,12 +166,21 @@ async fn run_families(fault: Fault, families: &[&str]) -> BTreeMap<String, CaseR
     results
 }
 
-/// What a case that does not check the broken rule must report.
-fn passing_outcome(level: Level) -> Outcome {
-    match level {
+/// What a case that does not check the broken rule must report: pass
+/// (`info` for info cases), or `unsupported` when it needs something the
+/// profile does not declare.
+fn passing(r: &CaseResult, caps: &Capabilities) -> bool {
+    let case = cases()
+        .iter()
+        .find(|c| c.id == r.id)
+        .expect("result of a known case");
+    let wanted = match r.level {
         Level::Info => Outcome::Info,
         Level::Must | Level::Should => Outcome::Pass,
-    }
+    };
+    r.outcome == wanted
+        || (r.outcome == Outcome::Unsupported
+            && case.requires.iter().any(|c| caps.missing(*c).is_some()))
 }
 
 fn describe(r: &CaseResult) -> String {
@@ -115,6 +194,16 @@ fn describe(r: &CaseResult) -> String {
     )
 }
 
+/// The outcomes a fault test expects besides "everything else passes".
+#[derive(Default)]
+struct Expect<'a> {
+    fail: &'a [&'a str],
+    non_strict: &'a [&'a str],
+    info: &'a [&'a str],
+    /// Slug prefixes of cases not run: slow ones the fault cannot affect.
+    skip: &'a [&'a str],
+}
+
 /// Runs `families` against the fixture with `fault` and requires exactly
 /// the cases in `must_fail` to fail, every other one to pass.
 async fn prove(fault: Fault, families: &[&str], must_fail: &[&str]) {
@@ -122,19 +211,52 @@ async fn prove(fault: Fault, families: &[&str], must_fail: &[&str]) {
         fault == Fault::None || !must_fail.is_empty(),
         "a fault test must expect at least one failure"
     );
-    let results = run_families(fault, families).await;
+    prove_with(
+        fault,
+        &caps(),
+        families,
+        Expect {
+            fail: must_fail,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+/// [`prove`] with a profile and the ids expected to be `non-strict` or
+/// `info` too.
+async fn prove_with(fault: Fault, caps: &Capabilities, families: &[&str], expect: Expect<'_>) {
+    let results = run_some(fault, caps, families, expect.skip).await;
+    check(fault, families, &results, caps, &expect);
+}
+
+fn check(
+    fault: Fault,
+    families: &[&str],
+    results: &BTreeMap<String, CaseResult>,
+    caps: &Capabilities,
+    expect: &Expect<'_>,
+) {
     let mut problems = Vec::new();
-    for id in must_fail {
-        match results.get(*id) {
-            None => problems.push(format!("{id}: no such case in {families:?}")),
-            Some(r) if r.outcome != Outcome::Fail => {
-                problems.push(format!("should fail but did not: {}", describe(r)));
+    let lists = [
+        (expect.fail, Outcome::Fail),
+        (expect.non_strict, Outcome::NonStrict),
+        (expect.info, Outcome::Info),
+    ];
+    for (ids, outcome) in lists {
+        for id in ids {
+            match results.get(*id) {
+                None => problems.push(format!("{id}: no such case in {families:?}")),
+                Some(r) if r.outcome != outcome => {
+                    problems.push(format!("should be {outcome} but is not: {}", describe(r)));
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
         }
     }
-    for (id, r) in &results {
-        if !must_fail.contains(&id.as_str()) && r.outcome != passing_outcome(r.level) {
+    for (id, r) in results {
+        let listed = lists.iter().any(|(ids, _)| ids.contains(&id.as_str()));
+        if !listed && !passing(r, caps) {
             problems.push(format!("should pass but did not: {}", describe(r)));
         }
     }
@@ -144,6 +266,16 @@ async fn prove(fault: Fault, families: &[&str], must_fail: &[&str]) {
         problems.len(),
         problems.join("\n  ")
     );
+}
+
+/// Ids of the cases of `family` whose slug starts with `prefix`.
+fn ids(family: &str, prefix: &str) -> Vec<&'static str> {
+    cases()
+        .iter()
+        .filter(|c| in_family(c, family))
+        .filter(|c| c.id[family.len() + 1..].starts_with(prefix))
+        .map(|c| c.id.as_str())
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -169,6 +301,46 @@ async fn correct_fixture_passes_ws_reserved() {
     prove(Fault::None, &[RESERVED], &[]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_fixture_passes_ws_origin() {
+    prove(Fault::None, &[ORIGIN], &[]).await;
+}
+
+/// Without `ws.allowed_origins` in the profile the origin cases do not apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_origin_is_unsupported_without_declared_origins() {
+    let results = run_families(Fault::None, &Capabilities::default(), &[ORIGIN]).await;
+    assert_eq!(results.len(), 3);
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Unsupported, "{}", describe(r));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_fixture_passes_ws_fragmentation() {
+    prove(Fault::None, &[FRAGMENTATION], &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_fixture_passes_ws_utf8() {
+    prove(Fault::None, &[UTF8], &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_fixture_passes_ws_close() {
+    prove(Fault::None, &[CLOSE], &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_fixture_passes_ws_limits() {
+    prove(Fault::None, &[LIMITS], &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_fixture_passes_ws_timing() {
+    prove(Fault::None, &[TIMING], &[]).await;
+}
+
 // ---------------------------------------------------------------------------
 // ws.handshake
 
@@ -185,25 +357,52 @@ const UPGRADING_HANDSHAKES: &[&str] = &[
     "ws.handshake.split-64-byte-writes",
     "ws.handshake.subprotocol-not-offered",
     "ws.handshake.subprotocol-none-offered",
+    "ws.handshake.extension-unknown-alone",
+    "ws.handshake.extension-unknown-with-params",
+    "ws.handshake.connection-split-lines",
+    // These reconnect with the standard handshake after the oversized request.
+    "ws.handshake.oversized-header-64kib-then-new-connection",
+    "ws.handshake.oversized-header-1mib-then-new-connection",
 ];
+
+/// The `should` handshake case expecting a 101: non-strict when it is invalid.
+const UPGRADING_SHOULD: &[&str] = &["ws.handshake.upgrade-duplicate"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_accept_fails_ws_handshake() {
-    prove(Fault::WrongAccept, &[HANDSHAKE], UPGRADING_HANDSHAKES).await;
+    prove_with(
+        Fault::WrongAccept,
+        &caps(),
+        &[HANDSHAKE],
+        Expect {
+            fail: UPGRADING_HANDSHAKES,
+            non_strict: UPGRADING_SHOULD,
+            ..Expect::default()
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignoring_the_version_fails_ws_handshake() {
-    prove(
+    prove_with(
         Fault::IgnoresVersion,
+        &caps(),
         &[HANDSHAKE],
-        &[
-            "ws.handshake.version-8",
-            "ws.handshake.version-12",
-            "ws.handshake.version-14",
-            "ws.handshake.version-99",
-            "ws.handshake.version-missing",
-        ],
+        Expect {
+            fail: &[
+                "ws.handshake.version-8",
+                "ws.handshake.version-12",
+                "ws.handshake.version-14",
+                "ws.handshake.version-99",
+                "ws.handshake.version-missing",
+                "ws.handshake.version-duplicate",
+                "ws.handshake.version-conflicting",
+            ],
+            // Upgrading instead of answering 426 also misses the SHOULD.
+            non_strict: &["ws.handshake.version-mismatch-426"],
+            ..Expect::default()
+        },
     )
     .await;
 }
@@ -230,7 +429,10 @@ async fn refusing_a_connection_token_list_fails_ws_handshake() {
     prove(
         Fault::NoUpgradeTokenList,
         &[HANDSHAKE],
-        &["ws.handshake.connection-token-list"],
+        &[
+            "ws.handshake.connection-token-list",
+            "ws.handshake.connection-split-lines",
+        ],
     )
     .await;
 }
@@ -239,10 +441,15 @@ async fn refusing_a_connection_token_list_fails_ws_handshake() {
 async fn selecting_an_unoffered_protocol_fails_ws_handshake() {
     // The fault answers `chat` on every upgrade, so every case expecting a
     // 101 catches it, not only the two subprotocol cases.
-    prove(
+    prove_with(
         Fault::SelectsUnofferedProtocol,
+        &caps(),
         &[HANDSHAKE],
-        UPGRADING_HANDSHAKES,
+        Expect {
+            fail: UPGRADING_HANDSHAKES,
+            non_strict: UPGRADING_SHOULD,
+            ..Expect::default()
+        },
     )
     .await;
 }
@@ -467,6 +674,552 @@ async fn wrong_close_code_fails_every_expect_fail() {
         Fault::WrongCloseCode,
         &[FRAMING, CONTROL, RESERVED],
         &must_fail,
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// ws.origin, and ws.handshake: extensions, duplicate headers, oversized heads
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_the_origin_fails_ws_origin() {
+    prove(Fault::IgnoresOrigin, &[ORIGIN], &["ws.origin.disallowed"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_accept_fails_ws_origin() {
+    prove(Fault::WrongAccept, &[ORIGIN], &["ws.origin.allowed"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoing_an_unknown_extension_fails_ws_handshake() {
+    prove(
+        Fault::EchoesUnknownExtension,
+        &[HANDSHAKE],
+        &[
+            "ws.handshake.extension-unknown-alone",
+            "ws.handshake.extension-unknown-with-params",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_duplicate_headers_fails_ws_handshake() {
+    prove(
+        Fault::IgnoresDuplicateHeaders,
+        &[HANDSHAKE],
+        &[
+            "ws.handshake.version-duplicate",
+            "ws.handshake.version-conflicting",
+            "ws.handshake.host-duplicate",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_on_an_oversized_head_fails_ws_handshake() {
+    prove(
+        Fault::HangsOnOversizedHead,
+        &[HANDSHAKE],
+        &[
+            "ws.handshake.oversized-header-64kib",
+            "ws.handshake.oversized-header-1mib",
+            "ws.handshake.oversized-header-64kib-then-new-connection",
+            "ws.handshake.oversized-header-1mib-then-new-connection",
+        ],
+    )
+    .await;
+}
+
+/// A crash takes the whole fixture down, so each oversized-head case gets a
+/// fixture of its own: the request itself is "answered" (the connection
+/// closes), but the follow-up connection is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_on_an_oversized_head_fails_the_follow_up_case() {
+    let caps = caps();
+    let mut results = BTreeMap::new();
+    for id in ids(HANDSHAKE, "oversized-header-") {
+        let case = cases().iter().find(|c| c.id == id).unwrap();
+        let addr = spawn(Fault::CrashesOnOversizedHead).await;
+        let targets = Targets {
+            ws: Some(pushspec::target::parse_ws(&format!("ws://{addr}/")).unwrap()),
+            sse: None,
+        };
+        let r = run_case(case, &targets, settings(), &caps).await;
+        results.insert(r.id.clone(), r);
+    }
+    assert_eq!(results.len(), 4, "{:?}", results.keys());
+    check(
+        Fault::CrashesOnOversizedHead,
+        &[HANDSHAKE],
+        &results,
+        &caps,
+        &Expect {
+            fail: &[
+                "ws.handshake.oversized-header-64kib-then-new-connection",
+                "ws.handshake.oversized-header-1mib-then-new-connection",
+            ],
+            ..Expect::default()
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------
+// ws.fragmentation
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoing_fragments_separately_fails_ws_fragmentation() {
+    prove(
+        Fault::EchoesFragmentsSeparately,
+        &[FRAGMENTATION],
+        &[
+            "ws.fragmentation.text-2-fragments-one-write",
+            "ws.fragmentation.binary-2-fragments-one-write",
+            "ws.fragmentation.text-2-fragments-octets",
+            "ws.fragmentation.binary-2-fragments-octets",
+            "ws.fragmentation.text-2-fragments-per-frame",
+            "ws.fragmentation.binary-2-fragments-per-frame",
+            "ws.fragmentation.ping-between-fragments-one-write",
+            "ws.fragmentation.ping-between-fragments-octets",
+            "ws.fragmentation.ping-between-fragments-per-frame",
+            "ws.fragmentation.pings-between-5-fragments-with-pauses",
+            "ws.fragmentation.unsolicited-pong-between-fragments",
+            "ws.fragmentation.zero-length-all-empty",
+            "ws.fragmentation.zero-length-first-empty",
+            "ws.fragmentation.zero-length-middle-empty",
+            "ws.fragmentation.zero-length-last-empty",
+            "ws.fragmentation.text-100-fragments-of-1",
+            "ws.fragmentation.binary-100-fragments-of-1",
+            "ws.fragmentation.text-1000-fragments-of-16",
+            "ws.fragmentation.binary-1000-fragments-of-16",
+            // The first fragment comes back as a message before the failure.
+            "ws.fragmentation.text-then-text-while-open",
+            "ws.fragmentation.text-then-binary-while-open",
+            "ws.fragmentation.binary-then-binary-while-open",
+            "ws.fragmentation.binary-then-text-while-open",
+            "ws.fragmentation.new-message-interleaved-unfinished",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_orphan_continuations_fails_ws_fragmentation() {
+    prove(
+        Fault::AcceptsOrphanContinuation,
+        &[FRAGMENTATION],
+        &[
+            "ws.fragmentation.orphan-continuation-fin",
+            "ws.fragmentation.orphan-continuation-no-fin",
+            "ws.fragmentation.orphan-continuation-fin-octets",
+            "ws.fragmentation.orphan-continuation-no-fin-octets",
+            "ws.fragmentation.orphan-continuation-after-message",
+            "ws.fragmentation.orphan-continuations-repeated",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_on_a_new_data_frame_fails_ws_fragmentation() {
+    prove(
+        Fault::RestartsOnNewDataFrame,
+        &[FRAGMENTATION],
+        &[
+            "ws.fragmentation.text-then-text-while-open",
+            "ws.fragmentation.text-then-binary-while-open",
+            "ws.fragmentation.binary-then-binary-while-open",
+            "ws.fragmentation.binary-then-text-while-open",
+            "ws.fragmentation.new-message-interleaved-unfinished",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferring_pings_in_fragments_fails_ws_fragmentation() {
+    prove(
+        Fault::DefersPingsInFragments,
+        &[FRAGMENTATION],
+        &[
+            "ws.fragmentation.ping-between-fragments-one-write",
+            "ws.fragmentation.ping-between-fragments-octets",
+            "ws.fragmentation.ping-between-fragments-per-frame",
+            "ws.fragmentation.pings-between-5-fragments-with-pauses",
+        ],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// ws.utf8
+
+/// Every ws.utf8 case in which the target must fail the connection.
+fn utf8_must_fail() -> Vec<&'static str> {
+    let mut v = ids(UTF8, "invalid-");
+    v.extend(ids(UTF8, "incomplete-"));
+    v.extend(ids(UTF8, "fail-fast-"));
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipping_utf8_validation_fails_ws_utf8() {
+    let must_fail = utf8_must_fail();
+    assert_eq!(
+        must_fail.len(),
+        69 + 4 + 1 + 2 + 2 + 2,
+        "ws.utf8 changed: {must_fail:?}"
+    );
+    prove(Fault::SkipsUtf8Validation, &[UTF8], &must_fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_invalid_utf8_with_1002_fails_ws_utf8() {
+    prove(Fault::Utf8Fails1002, &[UTF8], &utf8_must_fail()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validating_each_frame_alone_fails_ws_utf8() {
+    prove(
+        Fault::ValidatesEachFrameAlone,
+        &[UTF8],
+        &[
+            "ws.utf8.valid-greek-one-byte-per-frame",
+            "ws.utf8.valid-one-to-four-bytes-one-byte-per-frame",
+            "ws.utf8.valid-u10ffff-one-byte-per-frame",
+            "ws.utf8.valid-fragmented-inside-code-points",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validating_utf8_only_at_message_end_is_non_strict_in_ws_utf8() {
+    prove_with(
+        Fault::ValidatesUtf8AtMessageEnd,
+        &caps(),
+        &[UTF8],
+        Expect {
+            non_strict: &[
+                "ws.utf8.fail-fast-fragment-with-invalid-code-point",
+                "ws.utf8.fail-fast-fragment-completing-invalid-sequence",
+                "ws.utf8.fail-fast-in-one-frame-invalid-code-point",
+                "ws.utf8.fail-fast-in-one-frame-completing-invalid-sequence",
+            ],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// ws.close
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoing_invalid_close_codes_fails_ws_close() {
+    let must_fail: Vec<&str> = ids(CLOSE, "invalid-code-")
+        .into_iter()
+        .filter(|id| !id.ends_with("-5000") && !id.ends_with("-65535"))
+        .collect();
+    assert_eq!(must_fail.len(), 10, "{must_fail:?}");
+    prove_with(
+        Fault::EchoesInvalidCloseCodes,
+        &caps(),
+        &[CLOSE],
+        Expect {
+            fail: &must_fail,
+            non_strict: &["ws.close.invalid-code-5000", "ws.close.invalid-code-65535"],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_close_reason_utf8_fails_ws_close() {
+    prove(
+        Fault::IgnoresCloseReasonUtf8,
+        &[CLOSE],
+        &ids(CLOSE, "reason-invalid-utf8-"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeping_tcp_open_fails_ws_close() {
+    prove(
+        Fault::KeepsTcpOpen,
+        &[CLOSE],
+        &[
+            "ws.close.text-after-close",
+            "ws.close.ping-after-close",
+            "ws.close.second-close-after-close",
+            "ws.close.fragment-after-close",
+            "ws.close.close-in-fragmented-message",
+            "ws.close.tcp-closed-after-close-handshake",
+            "ws.close.tcp-closed-after-failing",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_after_close_fails_ws_close() {
+    prove(
+        Fault::AnswersAfterClose,
+        &[CLOSE],
+        &[
+            "ws.close.text-after-close",
+            "ws.close.ping-after-close",
+            "ws.close.second-close-after-close",
+            "ws.close.close-in-fragmented-message",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_close_code_fails_ws_fragmentation_and_ws_close() {
+    let mut must_fail = ids(FRAGMENTATION, "orphan-");
+    must_fail.extend(ids(FRAGMENTATION, "text-then-"));
+    must_fail.extend(ids(FRAGMENTATION, "binary-then-"));
+    must_fail.push("ws.fragmentation.new-message-interleaved-unfinished");
+    assert_eq!(must_fail.len(), 11, "{must_fail:?}");
+    let invalid_codes: Vec<&str> = ids(CLOSE, "invalid-code-")
+        .into_iter()
+        .filter(|id| !id.ends_with("-5000") && !id.ends_with("-65535"))
+        .collect();
+    must_fail.extend(invalid_codes);
+    must_fail.extend([
+        "ws.close.payload-1-byte",
+        "ws.close.payload-124-byte-reason",
+        "ws.close.tcp-closed-after-failing",
+    ]);
+    prove_with(
+        Fault::WrongCloseCode,
+        &caps(),
+        &[FRAGMENTATION, CLOSE],
+        Expect {
+            fail: &must_fail,
+            non_strict: &["ws.close.invalid-code-5000", "ws.close.invalid-code-65535"],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// ws.limits
+
+/// The ws.limits cases (without 16 MiB ones) above 1 MiB.
+const ABOVE_1MIB: &[&str] = &["ws.limits.text-4mib", "ws.limits.binary-4mib"];
+
+/// The 4 MiB messages in more than 1000 fragments.
+const OVER_1000_FRAGMENTS: &[&str] = &[
+    "ws.limits.text-4mib-in-fragments-of-64b",
+    "ws.limits.binary-4mib-in-fragments-of-64b",
+    "ws.limits.text-4mib-in-fragments-of-256b",
+    "ws.limits.binary-4mib-in-fragments-of-256b",
+    "ws.limits.text-4mib-in-fragments-of-1kib",
+    "ws.limits.binary-4mib-in-fragments-of-1kib",
+    "ws.limits.text-4mib-in-fragments-of-4kib",
+    "ws.limits.binary-4mib-in-fragments-of-4kib",
+];
+
+/// ws.limits cases that only move many small writes or messages: slow in a
+/// debug build, and no size or fragment limit affects them.
+const NOT_ABOUT_LIMITS: &[&str] = &[
+    "text-1mib-in-chops-",
+    "binary-1mib-in-chops-",
+    "text-1000-round-trips-",
+    "binary-1000-round-trips-",
+];
+
+fn above_1mib() -> Vec<&'static str> {
+    let mut v = ABOVE_1MIB.to_vec();
+    v.extend(ids(LIMITS, "text-4mib-in-fragments-of-"));
+    v.extend(ids(LIMITS, "binary-4mib-in-fragments-of-"));
+    assert_eq!(v.len(), 2 + 18);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_message_limit_fails_ws_limits() {
+    prove_with(
+        Fault::MessageLimit1MiB,
+        &caps(),
+        &[LIMITS],
+        Expect {
+            fail: &above_1mib(),
+            skip: NOT_ABOUT_LIMITS,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_message_limit_is_info_in_ws_limits() {
+    let mut caps = caps();
+    caps.profile.ws.max_message_size = Some(support::broken_ws::MESSAGE_LIMIT as u64);
+    prove_with(
+        Fault::MessageLimit1MiB,
+        &caps,
+        &[LIMITS],
+        Expect {
+            info: &above_1mib(),
+            skip: NOT_ABOUT_LIMITS,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_fragment_limit_fails_ws_limits() {
+    prove_with(
+        Fault::FragmentLimit1000,
+        &caps(),
+        &[LIMITS],
+        Expect {
+            fail: OVER_1000_FRAGMENTS,
+            skip: NOT_ABOUT_LIMITS,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_fragment_limit_is_info_in_ws_limits() {
+    let mut caps = caps();
+    caps.profile.ws.max_fragments = Some(support::broken_ws::FRAGMENT_LIMIT);
+    prove_with(
+        Fault::FragmentLimit1000,
+        &caps,
+        &[LIMITS],
+        Expect {
+            info: OVER_1000_FRAGMENTS,
+            skip: NOT_ABOUT_LIMITS,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+/// A limit enforced below the declared one is still a failure: the fixture
+/// refuses above 1 MiB, the profile claims 8 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_below_the_declared_one_fails_ws_limits() {
+    let mut caps = caps();
+    caps.profile.ws.max_message_size = Some(8 << 20);
+    prove_with(
+        Fault::MessageLimit1MiB,
+        &caps,
+        &[LIMITS],
+        Expect {
+            fail: &above_1mib(),
+            skip: NOT_ABOUT_LIMITS,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_huge_frame_is_non_strict_in_ws_limits() {
+    prove_with(
+        Fault::WaitsForHugeFrame,
+        &caps(),
+        &[LIMITS],
+        Expect {
+            non_strict: &["ws.limits.huge-declared-length"],
+            skip: NOT_ABOUT_LIMITS,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// ws.timing
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_pong_is_non_strict_in_ws_timing() {
+    prove_with(
+        Fault::SlowPong,
+        &caps(),
+        &[TIMING],
+        Expect {
+            non_strict: &[
+                "ws.timing.ping-answered-within-500ms",
+                "ws.timing.ping-answered-within-500ms-after-large-message",
+                // Its ping is answered later than the test's 500 ms timeout.
+                "ws.timing.idle-kept-open",
+            ],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_buffering_is_non_strict_in_ws_timing() {
+    prove_with(
+        Fault::UnboundedBuffering,
+        &caps(),
+        &[TIMING],
+        Expect {
+            non_strict: &["ws.timing.slow-reader-backpressure"],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_idle_connections_undeclared_is_non_strict_in_ws_timing() {
+    prove_with(
+        Fault::ClosesIdleConnections,
+        &caps(),
+        &[TIMING],
+        Expect {
+            non_strict: &["ws.timing.idle-kept-open"],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_idle_connections_as_declared_passes_ws_timing() {
+    let mut caps = caps();
+    caps.profile.ws.idle_timeout = Some(Dur(IDLE_CLOSE));
+    prove_with(
+        Fault::ClosesIdleConnections,
+        &caps,
+        &[TIMING],
+        Expect::default(),
+    )
+    .await;
+}
+
+/// The correct fixture keeps idle connections open: a profile declaring an
+/// idle timeout for it is wrong, and the idle case says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_idle_timeout_not_kept_is_non_strict_in_ws_timing() {
+    let mut caps = caps();
+    caps.profile.ws.idle_timeout = Some(Dur(IDLE_CLOSE));
+    prove_with(
+        Fault::None,
+        &caps,
+        &[TIMING],
+        Expect {
+            non_strict: &["ws.timing.idle-timeout-closes"],
+            ..Expect::default()
+        },
     )
     .await;
 }

@@ -55,10 +55,12 @@ pub async fn run_case(
             ..Run::default()
         }
     } else {
-        let budget = crate::ws::run::case_budget(settings.timeout) + Duration::from_secs(5);
+        let budget = crate::ws::run::budget(settings.timeout, caps) + Duration::from_secs(5);
         let fut = async {
             match (&case.script, &targets.ws, &targets.sse) {
-                (Script::Ws(s), Some(target), _) => crate::ws::run::run(s, target, settings, &t).await,
+                (Script::Ws(s), Some(target), _) => {
+                    crate::ws::run::run(s, target, settings, caps, &t).await
+                }
                 (Script::Sse(s), _, Some(target)) => {
                     crate::sse::run::run(s, target, settings, caps, &t).await
                 }
@@ -104,7 +106,9 @@ pub async fn run(plan: Plan, mut on_result: impl FnMut(&CaseResult)) -> Vec<Case
         let shared = shared.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = sem.acquire_owned().await else { return };
+            let Ok(_permit) = sem.acquire_owned().await else {
+                return;
+            };
             let (cases, targets, caps) = &*shared;
             let r = run_case(&cases[i], targets, settings, caps).await;
             let _ = tx.send((i, r));

@@ -102,6 +102,10 @@ pub struct Run {
     pub handshake_failed: bool,
     /// A one-line description of what passed, for `info` cases.
     pub summary: Option<String>,
+    /// The run ended at a limit the target's profile declares (e.g. close
+    /// 1009 above `ws.max_message_size`): the outcome is `info`, whatever
+    /// the case's level, because the case could not run to its end.
+    pub info: Option<String>,
 }
 
 /// The reported result of one case.
@@ -140,6 +144,8 @@ pub fn judge(case: &Case, run: Run, transcript: &Transcript, duration: Duration)
             Level::Should => (Outcome::NonStrict, f.reason.clone(), Some(f)),
             Level::Info => (Outcome::Info, format!("observed: {}", f.reason), Some(f)),
         }
+    } else if let Some(i) = run.info {
+        (Outcome::Info, i, None)
     } else if let Some(f) = run.non_strict.into_iter().next() {
         match case.level {
             Level::Info => (Outcome::Info, format!("observed: {}", f.reason), Some(f)),

@@ -80,9 +80,9 @@ impl Profile {
     pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         toml::from_str(text).map_err(|e| ProfileError::Invalid {
             file: file.to_string(),
-            line: e
-                .span()
-                .map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            line: e.span().map_or(1, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            }),
             message: e.message().to_string(),
         })
     }
@@ -120,6 +120,7 @@ impl Capabilities {
             Capability::MaxMessageSize => p.ws.max_message_size.is_some(),
             Capability::MaxFragments => p.ws.max_fragments.is_some(),
             Capability::IdleTimeout => p.ws.idle_timeout.is_some(),
+            Capability::NoIdleTimeout => p.ws.idle_timeout.is_none(),
             Capability::Timing | Capability::Keepalive => !self.skip_timing,
             Capability::Publish => self.publish,
             Capability::Replay => self.publish && p.sse.replay != Some(false),
@@ -136,6 +137,9 @@ impl Capabilities {
             Capability::MaxMessageSize => "the profile declares no ws.max_message_size",
             Capability::MaxFragments => "the profile declares no ws.max_fragments",
             Capability::IdleTimeout => "the profile declares no ws.idle_timeout",
+            Capability::NoIdleTimeout => {
+                "the profile declares ws.idle_timeout (checked by the idle-timeout case instead)"
+            }
             Capability::Timing | Capability::Keepalive => "timing cases skipped (--skip-timing)",
             Capability::Publish => "needs a publish endpoint (--publish)",
             Capability::Replay => "needs Last-Event-ID replay (--publish, sse.replay)",

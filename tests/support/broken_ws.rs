@@ -8,7 +8,12 @@
 //! RFC 6455 for everything the `ws.*` families check; every other variant
 //! breaks exactly one rule.
 //!
-//! Every read and write has a timeout and every buffer is bounded. After
+//! Besides RFC 6455 it has a fixed policy the tests declare in their
+//! profile: only [`ALLOWED_ORIGIN`] (or no `Origin`) may connect, and it
+//! keeps idle connections open.
+//!
+//! Every read and write has a timeout and every buffer is bounded (except
+//! the outbox of [`Fault::UnboundedBuffering`], which is the point). After
 //! sending a close frame the server shuts down its write side and drains
 //! reads until EOF (or [`DRAIN`]) before dropping the socket: closing with
 //! unread bytes would make the kernel send a RST, and the client could lose
@@ -18,6 +23,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -64,6 +71,75 @@ pub enum Fault {
     IgnoresReservedOpcode,
     /// Fails connections with close 1000 where 1002 is due.
     WrongCloseCode,
+
+    // ws.handshake
+    /// Upgrades whatever the `Origin` (instead of 403 for one not allowed).
+    IgnoresOrigin,
+    /// Answers an offered `Sec-WebSocket-Extensions` by echoing it back.
+    EchoesUnknownExtension,
+    /// Takes the first `Host` and `Sec-WebSocket-Version` line and ignores
+    /// duplicates (a missing Host is still refused).
+    IgnoresDuplicateHeaders,
+    /// On a request head above [`MAX_HEAD`]: drops the connection without an
+    /// answer and stops accepting connections, like a crashed process.
+    CrashesOnOversizedHead,
+    /// On a request head above [`MAX_HEAD`]: never answers, reads and
+    /// discards until the client goes away.
+    HangsOnOversizedHead,
+
+    // ws.fragmentation
+    /// Echoes each data frame as soon as it arrives, as a message of its own,
+    /// instead of reassembling the message.
+    EchoesFragmentsSeparately,
+    /// Ignores a continuation frame that has nothing to continue.
+    AcceptsOrphanContinuation,
+    /// A new data frame while a message is open replaces the open message.
+    RestartsOnNewDataFrame,
+    /// Answers pings that arrive inside a fragmented message only once the
+    /// message is complete.
+    DefersPingsInFragments,
+
+    // ws.utf8
+    /// Never validates text: invalid UTF-8 is echoed.
+    SkipsUtf8Validation,
+    /// Fails invalid UTF-8 with 1002 instead of 1007.
+    Utf8Fails1002,
+    /// Validates each frame's payload on its own, so a code point split
+    /// across fragments is refused.
+    ValidatesEachFrameAlone,
+    /// Validates text only when the message is complete (no fail-fast).
+    ValidatesUtf8AtMessageEnd,
+
+    // ws.close
+    /// Answers every close code with the same code, valid or not.
+    EchoesInvalidCloseCodes,
+    /// Does not validate the UTF-8 of close reasons.
+    IgnoresCloseReasonUtf8,
+    /// Never closes TCP itself: after the closing handshake (or failing the
+    /// connection) it waits for the client to close.
+    KeepsTcpOpen,
+    /// After answering a close frame, goes on handling frames for
+    /// [`AFTER_CLOSE`]: echoes, pongs, further close replies.
+    AnswersAfterClose,
+
+    // ws.limits
+    /// Refuses messages above [`MESSAGE_LIMIT`] with 1009 (an undeclared limit
+    /// unless the profile declares it).
+    MessageLimit1MiB,
+    /// Refuses messages of more than [`FRAGMENT_LIMIT`] fragments with 1008.
+    FragmentLimit1000,
+    /// Does not refuse a frame from its declared length: waits for a payload
+    /// of any size.
+    WaitsForHugeFrame,
+
+    // ws.timing
+    /// Sends each pong [`PONG_DELAY`] late.
+    SlowPong,
+    /// Keeps reading while the client does not read, queueing echoes in memory
+    /// without bound.
+    UnboundedBuffering,
+    /// Closes connections idle for [`IDLE_CLOSE`] with 1001.
+    ClosesIdleConnections,
 }
 
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -81,6 +157,18 @@ const DRAIN: Duration = Duration::from_secs(1);
 pub const TRUNCATE_AT: usize = 65535;
 /// The key [`Fault::MasksServerFrames`] masks with.
 const SERVER_MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+/// The one `Origin` the fixture accepts (besides none at all).
+pub const ALLOWED_ORIGIN: &str = "http://allowed.pushspec.test";
+/// [`Fault::MessageLimit1MiB`]'s limit.
+pub const MESSAGE_LIMIT: usize = 1 << 20;
+/// [`Fault::FragmentLimit1000`]'s limit.
+pub const FRAGMENT_LIMIT: u64 = 1000;
+/// [`Fault::SlowPong`]'s delay.
+pub const PONG_DELAY: Duration = Duration::from_millis(700);
+/// [`Fault::ClosesIdleConnections`]'s idle time.
+pub const IDLE_CLOSE: Duration = Duration::from_millis(300);
+/// How long [`Fault::AnswersAfterClose`] keeps handling frames.
+const AFTER_CLOSE: Duration = Duration::from_millis(200);
 
 /// Binds `127.0.0.1:0` and serves in the background (one task per
 /// connection) until the calling runtime shuts down.
@@ -89,11 +177,15 @@ pub async fn spawn(fault: Fault) -> SocketAddr {
         .await
         .expect("bind the broken WebSocket fixture on 127.0.0.1");
     let addr = listener.local_addr().expect("local address");
+    let crashed = Arc::new(AtomicBool::new(false));
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
+                // Fault::CrashesOnOversizedHead: the "process" is gone; the
+                // listener closes with this connection.
+                Ok(_) if crashed.load(Ordering::SeqCst) => return,
                 Ok((stream, _)) => {
-                    tokio::spawn(Conn::new(stream, fault).serve());
+                    tokio::spawn(Conn::new(stream, fault, crashed.clone()).serve());
                 }
                 // E.g. out of file descriptors: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -118,6 +210,7 @@ enum Answer {
     Upgrade {
         accept: String,
         protocol: Option<&'static str>,
+        extensions: Option<String>,
     },
     Reject {
         status: u16,
@@ -137,12 +230,19 @@ impl Answer {
 
     fn to_bytes(&self) -> Vec<u8> {
         match self {
-            Answer::Upgrade { accept, protocol } => {
+            Answer::Upgrade {
+                accept,
+                protocol,
+                extensions,
+            } => {
                 let mut s = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
                 );
                 if let Some(p) = protocol {
                     s.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+                }
+                if let Some(e) = extensions {
+                    s.push_str(&format!("Sec-WebSocket-Extensions: {e}\r\n"));
                 }
                 s.push_str("\r\n");
                 s.into_bytes()
@@ -193,6 +293,11 @@ fn answer(req: &httparse::Request<'_, '_>, fault: Fault) -> Answer {
     if req.version != Some(1) {
         return Answer::reject(400, "Bad Request");
     }
+    // RFC 9112 §3.2: exactly one Host.
+    let hosts = values(h, "Host").len();
+    if hosts == 0 || (hosts > 1 && fault != Fault::IgnoresDuplicateHeaders) {
+        return Answer::reject(400, "Bad Request");
+    }
     if !has_token(h, "Upgrade", "websocket") {
         return Answer::reject(400, "Bad Request");
     }
@@ -204,7 +309,11 @@ fn answer(req: &httparse::Request<'_, '_>, fault: Fault) -> Answer {
     if !connection_ok {
         return Answer::reject(400, "Bad Request");
     }
-    if fault != Fault::IgnoresVersion && values(h, "Sec-WebSocket-Version").as_slice() != [b"13"] {
+    let mut versions = values(h, "Sec-WebSocket-Version");
+    if fault == Fault::IgnoresDuplicateHeaders {
+        versions.truncate(1);
+    }
+    if fault != Fault::IgnoresVersion && versions.as_slice() != [b"13"] {
         return Answer::Reject {
             status: 426,
             reason: "Upgrade Required",
@@ -218,10 +327,25 @@ fn answer(req: &httparse::Request<'_, '_>, fault: Fault) -> Answer {
         _ => return Answer::reject(400, "Bad Request"),
     };
     let key = String::from_utf8_lossy(key);
+    if fault != Fault::IgnoresOrigin
+        && values(h, "Origin")
+            .iter()
+            .any(|o| !o.eq_ignore_ascii_case(ALLOWED_ORIGIN.as_bytes()))
+    {
+        return Answer::reject(403, "Forbidden");
+    }
+    // The fixture supports no extension, so it never accepts one.
+    let extensions = match values(h, "Sec-WebSocket-Extensions").first() {
+        Some(offer) if fault == Fault::EchoesUnknownExtension => {
+            Some(String::from_utf8_lossy(offer).into_owned())
+        }
+        _ => None,
+    };
     Answer::Upgrade {
         accept: accept_for(&key, fault),
         // The fixture supports no subprotocol, so it never selects one.
         protocol: (fault == Fault::SelectsUnofferedProtocol).then_some("chat"),
+        extensions,
     }
 }
 
@@ -239,23 +363,55 @@ enum Flow {
 struct Partial {
     opcode: Opcode,
     payload: Vec<u8>,
+    frames: u64,
+    /// How much of a text payload is known to be valid UTF-8 (up to a
+    /// character boundary).
+    checked: usize,
+}
+
+fn is_data(op: Opcode) -> bool {
+    matches!(op, Opcode::Text | Opcode::Binary)
+}
+
+/// How a (partial) text payload stands: valid so far up to a character
+/// boundary, or invalid.
+fn utf8_prefix(bytes: &[u8]) -> Result<usize, ()> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(bytes.len()),
+        Err(e) if e.error_len().is_none() => Ok(e.valid_up_to()),
+        Err(_) => Err(()),
+    }
 }
 
 struct Conn {
     stream: TcpStream,
+    /// Received bytes; `buf[start..]` is not yet consumed.
     buf: Vec<u8>,
+    start: usize,
     scratch: Vec<u8>,
     fault: Fault,
+    crashed: Arc<AtomicBool>,
+    /// Pongs held back by [`Fault::DefersPingsInFragments`].
+    deferred: Vec<Vec<u8>>,
+    /// [`Fault::UnboundedBuffering`]: encoded frames not yet written.
+    outbox: Vec<u8>,
+    /// [`Fault::AnswersAfterClose`]: handle frames until then, then finish.
+    after_close: Option<Instant>,
 }
 
 impl Conn {
-    fn new(stream: TcpStream, fault: Fault) -> Conn {
+    fn new(stream: TcpStream, fault: Fault, crashed: Arc<AtomicBool>) -> Conn {
         let _ = stream.set_nodelay(true);
         Conn {
             stream,
             buf: Vec::with_capacity(8 * 1024),
+            start: 0,
             scratch: vec![0; 64 * 1024],
             fault,
+            crashed,
+            deferred: Vec::new(),
+            outbox: Vec::new(),
+            after_close: None,
         }
     }
 
@@ -265,13 +421,77 @@ impl Conn {
         }
     }
 
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 64 * 1024 && self.start * 2 > self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
     /// Reads more bytes into `buf`; `Ok(0)` at EOF, an error on timeout.
     async fn read_more(&mut self) -> io::Result<usize> {
-        let n = tokio::time::timeout(READ_TIMEOUT, self.stream.read(&mut self.scratch))
+        self.read_more_within(READ_TIMEOUT).await
+    }
+
+    async fn read_more_within(&mut self, within: Duration) -> io::Result<usize> {
+        if self.fault == Fault::UnboundedBuffering {
+            return self.read_or_flush(within).await;
+        }
+        let n = tokio::time::timeout(within, self.stream.read(&mut self.scratch))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
         self.buf.extend_from_slice(&self.scratch[..n]);
         Ok(n)
+    }
+
+    /// [`Fault::UnboundedBuffering`]: reads whenever there is something to
+    /// read, and writes queued echoes whenever the socket takes them.
+    async fn read_or_flush(&mut self, within: Duration) -> io::Result<usize> {
+        let until = Instant::now() + within;
+        loop {
+            tokio::select! {
+                r = self.stream.readable() => {
+                    r?;
+                    match self.stream.try_read(&mut self.scratch) {
+                        Ok(n) => {
+                            self.buf.extend_from_slice(&self.scratch[..n]);
+                            return Ok(n);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                w = self.stream.writable(), if !self.outbox.is_empty() => {
+                    w?;
+                    self.flush_some()?;
+                }
+                _ = tokio::time::sleep_until(until) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));
+                }
+            }
+        }
+    }
+
+    /// Writes as much of the outbox as the socket takes without waiting.
+    fn flush_some(&mut self) -> io::Result<()> {
+        while !self.outbox.is_empty() {
+            match self.stream.try_write(&self.outbox) {
+                Ok(n) => {
+                    self.outbox.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -283,6 +503,22 @@ impl Conn {
     /// Graceful end: shut down the write side, drain reads until EOF or
     /// [`DRAIN`], then drop the socket.
     async fn finish(&mut self) {
+        if !self.outbox.is_empty() {
+            let out = std::mem::take(&mut self.outbox);
+            let _ = self.write_all(&out).await;
+        }
+        if self.fault == Fault::KeepsTcpOpen {
+            // Wait for the client to close first (bounded).
+            let until = Instant::now() + READ_TIMEOUT;
+            while let Ok(Ok(n)) =
+                tokio::time::timeout_at(until, self.stream.read(&mut self.scratch)).await
+            {
+                if n == 0 {
+                    break;
+                }
+            }
+            return;
+        }
         let _ = tokio::time::timeout(WRITE_TIMEOUT, self.stream.shutdown()).await;
         let until = Instant::now() + DRAIN;
         loop {
@@ -300,9 +536,19 @@ impl Conn {
             let mut req = httparse::Request::new(&mut headers);
             match req.parse(&self.buf) {
                 Ok(httparse::Status::Complete(n)) => break (answer(&req, self.fault), n),
-                Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEAD => {
-                    break (Answer::reject(431, "Request Header Fields Too Large"), 0);
-                }
+                Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEAD => match self.fault {
+                    Fault::CrashesOnOversizedHead => {
+                        self.crashed.store(true, Ordering::SeqCst);
+                        return Ok(false);
+                    }
+                    Fault::HangsOnOversizedHead => {
+                        while self.read_more().await? > 0 {
+                            self.buf.clear();
+                        }
+                        return Ok(false);
+                    }
+                    _ => break (Answer::reject(431, "Request Header Fields Too Large"), 0),
+                },
                 Ok(httparse::Status::Partial) => {
                     if self.read_more().await? == 0 {
                         return Ok(false);
@@ -331,11 +577,17 @@ impl Conn {
     async fn frames(&mut self) {
         let mut partial: Option<Partial> = None;
         loop {
-            let flow = match self.next_frame() {
+            if let Some(until) = self.after_close
+                && Instant::now() >= until
+            {
+                self.finish().await;
+                return;
+            }
+            let flow = match self.next_frame(partial.as_ref()) {
                 Ok(Some(f)) => self.on_frame(f, &mut partial).await,
-                Ok(None) => match self.read_more().await {
-                    Ok(0) | Err(_) => Flow::Done,
-                    Ok(_) => Flow::Continue,
+                Ok(None) => match self.early_utf8_check(partial.as_ref()) {
+                    Err(code) => Flow::Fail(code),
+                    Ok(()) => self.wait_for_bytes().await,
                 },
                 Err(code) => Flow::Fail(code),
             };
@@ -347,9 +599,31 @@ impl Conn {
         }
     }
 
+    async fn wait_for_bytes(&mut self) -> Flow {
+        let within = match self.after_close {
+            Some(until) => until.saturating_duration_since(Instant::now()),
+            None if self.fault == Fault::ClosesIdleConnections => IDLE_CLOSE,
+            None => READ_TIMEOUT,
+        };
+        match self.read_more_within(within).await {
+            Ok(0) => Flow::Done,
+            Ok(_) => Flow::Continue,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && self.after_close.is_some() => {
+                Flow::Continue
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut
+                    && self.fault == Fault::ClosesIdleConnections =>
+            {
+                Flow::Fail(1001)
+            }
+            Err(_) => Flow::Done,
+        }
+    }
+
     /// The protocol rules that can be judged from a frame header alone, so a
     /// bad frame fails the connection before its payload arrives.
-    fn check_header(&self, h: &Header) -> Result<(), u16> {
+    fn check_header(&self, h: &Header, partial: Option<&Partial>) -> Result<(), u16> {
         let fault = self.fault;
         if h.mask.is_none() && fault != Fault::AcceptsUnmasked {
             return Err(1002);
@@ -369,23 +643,43 @@ impl Conn {
                 return Err(1002);
             }
         }
-        if h.payload_len > MAX_MESSAGE as u64 {
+        if h.payload_len > MAX_MESSAGE as u64 && fault != Fault::WaitsForHugeFrame {
             return Err(1009);
+        }
+        if fault == Fault::MessageLimit1MiB && !h.opcode.is_control() {
+            let open = match (h.opcode, partial) {
+                (Opcode::Continuation, Some(p)) => p.payload.len() as u64,
+                _ => 0,
+            };
+            if open + h.payload_len > MESSAGE_LIMIT as u64 {
+                return Err(1009);
+            }
         }
         Ok(())
     }
 
     /// The next whole frame in `buf`: `Ok(None)` if more bytes are needed,
     /// `Err(code)` if the connection must be failed.
-    fn next_frame(&mut self) -> Result<Option<Frame>, u16> {
-        match frame::decode_header(&self.buf) {
-            Ok(Some(h)) => self.check_header(&h)?,
+    fn next_frame(&mut self, partial: Option<&Partial>) -> Result<Option<Frame>, u16> {
+        match frame::decode_header(self.data()) {
+            Ok(Some(h)) => {
+                self.check_header(&h, partial)?;
+                if h.payload_len > MAX_MESSAGE as u64 {
+                    // Fault::WaitsForHugeFrame: wait for the payload (with a
+                    // bounded buffer: give up past MAX_HEAD of it).
+                    return if self.data().len() > MAX_HEAD {
+                        Err(1009)
+                    } else {
+                        Ok(None)
+                    };
+                }
+            }
             Ok(None) => {}
             Err(_) => return Err(1002),
         }
-        match frame::decode(&self.buf, MAX_MESSAGE as u64) {
+        match frame::decode(self.data(), MAX_MESSAGE as u64) {
             Ok(Some((f, n))) => {
-                self.buf.drain(..n);
+                self.consume(n);
                 Ok(Some(f))
             }
             Ok(None) => Ok(None),
@@ -394,35 +688,155 @@ impl Conn {
         }
     }
 
+    fn utf8_code(&self) -> u16 {
+        if self.fault == Fault::Utf8Fails1002 {
+            1002
+        } else {
+            1007
+        }
+    }
+
+    /// Whether text is validated as it streams in (fail fast).
+    fn streams_utf8(&self) -> bool {
+        !matches!(
+            self.fault,
+            Fault::SkipsUtf8Validation | Fault::ValidatesUtf8AtMessageEnd
+        )
+    }
+
+    /// Fail fast: validates the part of a text frame that has arrived.
+    fn early_utf8_check(&self, partial: Option<&Partial>) -> Result<(), u16> {
+        if !self.streams_utf8() {
+            return Ok(());
+        }
+        let Ok(Some(h)) = frame::decode_header(self.data()) else {
+            return Ok(());
+        };
+        let (carry, text): (&[u8], bool) = match (h.opcode, partial) {
+            (Opcode::Text, _) => (&[], true),
+            // The frame is judged on its own: nothing carries over.
+            (Opcode::Continuation, Some(p)) if self.fault == Fault::ValidatesEachFrameAlone => {
+                (&[], p.opcode == Opcode::Text)
+            }
+            (Opcode::Continuation, Some(p)) => (&p.payload[p.checked..], p.opcode == Opcode::Text),
+            _ => return Ok(()),
+        };
+        if !text {
+            return Ok(());
+        }
+        let avail = &self.data()[h.header_len.min(self.data().len())..];
+        let avail = &avail[..avail.len().min(h.payload_len as usize)];
+        let mut bytes = carry.to_vec();
+        let at = bytes.len();
+        bytes.extend_from_slice(avail);
+        if let Some(key) = h.mask {
+            frame::apply_mask(&mut bytes[at..], key, 0);
+        }
+        utf8_prefix(&bytes)
+            .map(|_| ())
+            .map_err(|()| self.utf8_code())
+    }
+
+    /// Validates a text payload growing by a frame; `fin`: it is complete.
+    fn check_text(&self, p: &mut Partial, frame_start: usize, fin: bool) -> Result<(), u16> {
+        let code = self.utf8_code();
+        match self.fault {
+            Fault::SkipsUtf8Validation => Ok(()),
+            Fault::ValidatesEachFrameAlone => std::str::from_utf8(&p.payload[frame_start..])
+                .map(|_| ())
+                .map_err(|_| code),
+            Fault::ValidatesUtf8AtMessageEnd if !fin => Ok(()),
+            Fault::ValidatesUtf8AtMessageEnd => std::str::from_utf8(&p.payload)
+                .map(|_| ())
+                .map_err(|_| code),
+            _ => {
+                let ok = utf8_prefix(&p.payload[p.checked..]).map_err(|()| code)?;
+                p.checked += ok;
+                if fin && p.checked != p.payload.len() {
+                    return Err(code);
+                }
+                Ok(())
+            }
+        }
+    }
+
     async fn on_frame(&mut self, f: Frame, partial: &mut Option<Partial>) -> Flow {
         match f.opcode {
             Opcode::Text | Opcode::Binary => {
-                if partial.is_some() {
+                if partial.is_some() && self.fault != Fault::RestartsOnNewDataFrame {
                     return Flow::Fail(1002);
                 }
-                if f.fin {
-                    self.deliver(f.opcode, f.payload).await
-                } else {
-                    *partial = Some(Partial {
-                        opcode: f.opcode,
-                        payload: f.payload,
-                    });
-                    Flow::Continue
+                let mut p = Partial {
+                    opcode: f.opcode,
+                    payload: f.payload,
+                    frames: 1,
+                    checked: 0,
+                };
+                if p.opcode == Opcode::Text
+                    && let Err(code) = self.check_text(&mut p, 0, f.fin)
+                {
+                    return Flow::Fail(code);
                 }
+                if f.fin {
+                    *partial = None;
+                    return self.deliver(p.opcode, p.payload).await;
+                }
+                if self.fault == Fault::EchoesFragmentsSeparately {
+                    let piece = p.payload.clone();
+                    if let Flow::Done = self.send(Frame::new(p.opcode, piece)).await {
+                        return Flow::Done;
+                    }
+                }
+                *partial = Some(p);
+                Flow::Continue
             }
             Opcode::Continuation => {
                 let Some(p) = partial.as_mut() else {
+                    if self.fault == Fault::AcceptsOrphanContinuation {
+                        return Flow::Continue;
+                    }
                     return Flow::Fail(1002);
                 };
                 if p.payload.len() + f.payload.len() > MAX_MESSAGE {
                     return Flow::Fail(1009);
                 }
+                let frame_start = p.payload.len();
                 p.payload.extend_from_slice(&f.payload);
+                p.frames += 1;
+                if self.fault == Fault::FragmentLimit1000 && p.frames > FRAGMENT_LIMIT {
+                    return Flow::Fail(1008);
+                }
+                if p.opcode == Opcode::Text {
+                    let mut q = partial.take().expect("checked above");
+                    let checked = self.check_text(&mut q, frame_start, f.fin);
+                    *partial = Some(q);
+                    if let Err(code) = checked {
+                        return Flow::Fail(code);
+                    }
+                }
+                let p = partial.as_mut().expect("put back above");
+                if self.fault == Fault::EchoesFragmentsSeparately && is_data(p.opcode) {
+                    let piece = p.payload[frame_start..].to_vec();
+                    let opcode = p.opcode;
+                    if f.fin {
+                        *partial = None;
+                    }
+                    return self.send(Frame::new(opcode, piece)).await;
+                }
                 if !f.fin {
                     return Flow::Continue;
                 }
                 let p = partial.take().expect("checked above");
-                self.deliver(p.opcode, p.payload).await
+                let flow = self.deliver(p.opcode, p.payload).await;
+                if !matches!(flow, Flow::Continue) {
+                    return flow;
+                }
+                for payload in std::mem::take(&mut self.deferred) {
+                    if let Flow::Done = self.send(Frame::pong(payload)).await {
+                        return Flow::Done;
+                    }
+                }
+                Flow::Continue
             }
             // Only reached under Fault::AcceptsFragmentedControl.
             Opcode::Ping | Opcode::Pong | Opcode::Close if !f.fin => {
@@ -432,7 +846,16 @@ impl Conn {
                 *partial = Some(Partial {
                     opcode: f.opcode,
                     payload: f.payload,
+                    frames: 1,
+                    checked: 0,
                 });
+                Flow::Continue
+            }
+            Opcode::Ping
+                if self.fault == Fault::DefersPingsInFragments
+                    && partial.as_ref().is_some_and(|p| is_data(p.opcode)) =>
+            {
+                self.deferred.push(f.payload);
                 Flow::Continue
             }
             Opcode::Ping | Opcode::Pong | Opcode::Close => self.deliver(f.opcode, f.payload).await,
@@ -445,9 +868,6 @@ impl Conn {
     async fn deliver(&mut self, opcode: Opcode, mut payload: Vec<u8>) -> Flow {
         match opcode {
             Opcode::Text | Opcode::Binary => {
-                if opcode == Opcode::Text && std::str::from_utf8(&payload).is_err() {
-                    return Flow::Fail(1007);
-                }
                 if self.fault == Fault::TruncatesLongMessages {
                     payload.truncate(TRUNCATE_AT);
                 }
@@ -456,6 +876,9 @@ impl Conn {
             Opcode::Ping => {
                 if self.fault == Fault::PongWrongPayload {
                     payload.clear();
+                }
+                if self.fault == Fault::SlowPong {
+                    tokio::time::sleep(PONG_DELAY).await;
                 }
                 self.send(Frame::pong(payload)).await
             }
@@ -474,18 +897,27 @@ impl Conn {
             frame::CloseBody::Empty => Frame::close(None, b""),
             frame::CloseBody::Truncated(_) => return Flow::Fail(1002),
             frame::CloseBody::Status { code, reason } => {
-                if !frame::is_valid_close_code(code) {
+                if !frame::is_valid_close_code(code) && self.fault != Fault::EchoesInvalidCloseCodes
+                {
                     return Flow::Fail(1002);
                 }
-                if std::str::from_utf8(reason).is_err() {
+                if std::str::from_utf8(reason).is_err()
+                    && self.fault != Fault::IgnoresCloseReasonUtf8
+                {
                     return Flow::Fail(1007);
                 }
                 Frame::close(Some(code), b"")
             }
         };
-        if let Flow::Continue = self.send(reply).await {
-            self.finish().await;
+        if let Flow::Done = self.send(reply).await {
+            return Flow::Done;
         }
+        if self.fault == Fault::AnswersAfterClose {
+            // Keep going for a while: the fault under test.
+            self.after_close.get_or_insert(Instant::now() + AFTER_CLOSE);
+            return Flow::Continue;
+        }
+        self.finish().await;
         Flow::Done
     }
 
@@ -505,6 +937,13 @@ impl Conn {
     async fn send(&mut self, mut f: Frame) -> Flow {
         if self.fault == Fault::MasksServerFrames {
             f.mask = Some(SERVER_MASK);
+        }
+        if self.fault == Fault::UnboundedBuffering {
+            self.outbox.extend_from_slice(&frame::encode(&f));
+            return match self.flush_some() {
+                Ok(()) => Flow::Continue,
+                Err(_) => Flow::Done,
+            };
         }
         match self.write_all(&frame::encode(&f)).await {
             Ok(()) => Flow::Continue,

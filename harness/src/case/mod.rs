@@ -58,6 +58,9 @@ pub enum Capability {
     MaxFragments,
     /// The profile declares an idle timeout.
     IdleTimeout,
+    /// The profile declares no idle timeout (the target keeps idle
+    /// connections open).
+    NoIdleTimeout,
     /// Timing cases: skipped with `--skip-timing`.
     Timing,
     /// An SSE publish endpoint (`--publish`).

@@ -5,14 +5,14 @@
 //! deadlock the case, and every wait has a deadline.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use super::frame::{self, Frame, Opcode};
@@ -103,12 +103,35 @@ pub enum WriteError {
     Stalled(usize, Duration),
 }
 
+/// How a flood ([`Conn::flood`]) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FloodEnd {
+    /// A write accepted no byte for the stall time: backpressure.
+    Stalled { written: u64 },
+    /// The target closed the connection (a write failed).
+    PeerGone { written: u64, error: String },
+    /// Everything was written without the target pushing back.
+    Cap { written: u64 },
+}
+
+/// State shared by the writer side and the reader task.
+#[derive(Default)]
+struct Shared {
+    /// Bytes read from the socket so far.
+    progress: AtomicU64,
+    /// Data frames are not written to the transcript (repeats after the first).
+    quiet: AtomicBool,
+    /// The reader stops reading from the socket (a client that stops reading).
+    paused: AtomicBool,
+    resume: Notify,
+}
+
 pub struct Conn {
     write: OwnedWriteHalf,
     events: mpsc::Receiver<Event>,
     /// An event taken but not consumed by an optional expectation.
     pending: Option<Event>,
-    progress: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     reader: JoinHandle<()>,
     transcript: Transcript,
     limits: Limits,
@@ -128,13 +151,13 @@ impl Conn {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let (tx, events) = mpsc::channel(32);
-        let progress = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared::default());
         let reader = tokio::spawn(
             Reader {
                 read,
                 buf: BytesMut::with_capacity(64 * 1024),
                 tx,
-                progress: progress.clone(),
+                shared: shared.clone(),
                 transcript: transcript.clone(),
                 max: limits.max_message,
             }
@@ -144,7 +167,7 @@ impl Conn {
             write,
             events,
             pending: None,
-            progress,
+            shared,
             reader,
             transcript,
             limits,
@@ -154,6 +177,59 @@ impl Conn {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Quiet: data frames, pings and pongs in either direction are not
+    /// written to the transcript (close frames and notes still are).
+    pub fn set_quiet(&self, quiet: bool) {
+        self.shared.quiet.store(quiet, Ordering::SeqCst);
+    }
+
+    pub fn quiet(&self) -> bool {
+        self.shared.quiet.load(Ordering::SeqCst)
+    }
+
+    /// Stops or resumes reading from the socket. A paused reader finishes
+    /// the read in progress, then reads nothing until resumed.
+    pub fn set_reading(&self, on: bool) {
+        self.shared.paused.store(!on, Ordering::SeqCst);
+        if on {
+            self.shared.resume.notify_waiters();
+        }
+    }
+
+    /// Writes `frame` (an encoded frame) over and over without the reader
+    /// running, until `total` bytes are written, a write accepts no byte for
+    /// `stall`, or a write fails. Reading stays paused afterwards.
+    pub async fn flood(&mut self, frame: &[u8], total: u64, stall: Duration) -> FloodEnd {
+        self.set_reading(false);
+        let mut written: u64 = 0;
+        while written < total {
+            let mut rest = frame;
+            while !rest.is_empty() {
+                match tokio::time::timeout(stall, self.write.write(rest)).await {
+                    Err(_) => return FloodEnd::Stalled { written },
+                    Ok(Ok(0)) => {
+                        return FloodEnd::PeerGone {
+                            written,
+                            error: "write returned 0".into(),
+                        };
+                    }
+                    Ok(Ok(n)) => {
+                        written += n as u64;
+                        rest = &rest[n..];
+                    }
+                    Ok(Err(e)) => {
+                        self.peer_gone = true;
+                        return FloodEnd::PeerGone {
+                            written,
+                            error: e.to_string(),
+                        };
+                    }
+                }
+            }
+        }
+        FloodEnd::Cap { written }
     }
 
     /// Writes `bytes`, in chops of `chop` bytes if given. A peer that has
@@ -191,6 +267,9 @@ impl Conn {
     ) -> Result<(), WriteError> {
         let mut out = Vec::with_capacity(f.payload.len() + 14);
         frame::encode_into(f, encoding, declared, &mut out);
+        if self.quiet() && f.opcode != Opcode::Close {
+            return self.write(&out, chop).await;
+        }
         let mut line = f.summary();
         if let Some(d) = declared {
             line.push_str(&format!(" (declared len {d})"));
@@ -216,7 +295,7 @@ impl Conn {
         if let Some(ev) = self.pending.take() {
             return Some(ev);
         }
-        let mut seen = self.progress.load(Ordering::Relaxed);
+        let mut seen = self.shared.progress.load(Ordering::Relaxed);
         loop {
             let now = Instant::now();
             if now >= until {
@@ -226,7 +305,7 @@ impl Conn {
             match tokio::time::timeout(wait, self.events.recv()).await {
                 Ok(ev) => return ev,
                 Err(_) => {
-                    let p = self.progress.load(Ordering::Relaxed);
+                    let p = self.shared.progress.load(Ordering::Relaxed);
                     if p == seen || Instant::now() >= until {
                         return None;
                     }
@@ -252,7 +331,7 @@ struct Reader {
     read: OwnedReadHalf,
     buf: BytesMut,
     tx: mpsc::Sender<Event>,
-    progress: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     transcript: Transcript,
     max: u64,
 }
@@ -266,12 +345,20 @@ struct Partial {
 
 impl Reader {
     async fn fill(&mut self) -> Result<usize, String> {
+        // A paused reader waits here (the writer side is flooding).
+        while self.shared.paused.load(Ordering::SeqCst) {
+            let resumed = self.shared.resume.notified();
+            if !self.shared.paused.load(Ordering::SeqCst) {
+                break;
+            }
+            resumed.await;
+        }
         if self.buf.capacity() - self.buf.len() < 16 * 1024 {
             self.buf.reserve(64 * 1024);
         }
         match self.read.read_buf(&mut self.buf).await {
             Ok(n) => {
-                self.progress.fetch_add(n as u64, Ordering::Relaxed);
+                self.shared.progress.fetch_add(n as u64, Ordering::Relaxed);
                 Ok(n)
             }
             Err(e) => Err(format!("reset: {e}")),
@@ -283,7 +370,8 @@ impl Reader {
     }
 
     async fn closed(&self, how: String) {
-        self.transcript.note(format!("TCP connection closed by target ({how})"));
+        self.transcript
+            .note(format!("TCP connection closed by target ({how})"));
         self.emit(Event::Closed(how)).await;
     }
 
@@ -308,7 +396,11 @@ impl Reader {
                 }
             }
             match self.fill().await {
-                Ok(0) => return self.closed("EOF before a complete HTTP response".into()).await,
+                Ok(0) => {
+                    return self
+                        .closed("EOF before a complete HTTP response".into())
+                        .await;
+                }
                 Ok(_) => {}
                 Err(e) => return self.closed(e).await,
             }
@@ -357,9 +449,16 @@ impl Reader {
                     Err(e) => return self.violation(e.to_string()).await,
                 };
                 self.buf.advance(n);
-                self.transcript.inbound(f.summary());
+                if f.opcode == Opcode::Close
+                    || !self.shared.quiet.load(Ordering::SeqCst)
+                    || close_seen
+                {
+                    self.transcript.inbound(f.summary());
+                }
                 if close_seen {
-                    return self.violation("frame sent after a close frame".into()).await;
+                    return self
+                        .violation("frame sent after a close frame".into())
+                        .await;
                 }
                 match self.check(f, &mut partial) {
                     Ok(Some(ev)) => {
@@ -403,7 +502,10 @@ impl Reader {
             ));
         }
         if f.opcode.is_reserved() {
-            return Err(format!("reserved opcode {} (RFC 6455 §5.2)", f.opcode.as_u4()));
+            return Err(format!(
+                "reserved opcode {} (RFC 6455 §5.2)",
+                f.opcode.as_u4()
+            ));
         }
         if f.opcode.is_control() {
             if !f.fin {
@@ -469,7 +571,9 @@ impl Reader {
             }
             Opcode::Continuation => {
                 let Some(p) = partial.as_mut() else {
-                    return Err("continuation frame with no message to continue (RFC 6455 §5.4)".into());
+                    return Err(
+                        "continuation frame with no message to continue (RFC 6455 §5.4)".into(),
+                    );
                 };
                 if (p.payload.len() + f.payload.len()) as u64 > self.max {
                     return Err(format!(

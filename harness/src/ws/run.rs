@@ -4,15 +4,17 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use super::conn::{Conn, Event, Limits, kind_name};
+use super::conn::{Conn, Event, FloodEnd, Limits, kind_name};
 use super::frame::{self, Frame, Opcode};
 use super::handshake::{Request, accept_for, random_key};
 use super::step::{
-    ExpectClose, ExpectMessage, ExpectResponse, HeaderCheck, MaskSpec, MessageSpec, MessageType,
-    Script, Step,
+    BatchSpec, ExpectClose, ExpectMessage, ExpectPong, ExpectResponse, FloodSpec, FrameSpec,
+    HeaderCheck, IdleClose, MaskSpec, MessageSpec, MessageType, OriginSpec, RepeatSpec, Script,
+    Step, UpgradeSpec,
 };
 use crate::case::Level;
 use crate::outcome::{Finding, Run};
+use crate::profile::Capabilities;
 use crate::transcript::{Transcript, preview};
 
 /// Where a WebSocket target lives: `ws://host:port/path`.
@@ -35,7 +37,8 @@ impl WsTarget {
     }
 
     pub async fn connect(&self, within: Duration) -> Result<TcpStream, String> {
-        match tokio::time::timeout(within, TcpStream::connect((self.host.as_str(), self.port))).await
+        match tokio::time::timeout(within, TcpStream::connect((self.host.as_str(), self.port)))
+            .await
         {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", self.authority())),
@@ -58,23 +61,98 @@ pub struct Settings {
 enum Stop {
     /// An expectation at the case's level was not met.
     Failed(Finding),
+    /// The target enforced a limit its profile declares: the case ends with
+    /// outcome `info`.
+    Limit(String),
+    /// The harness cannot run the case (e.g. the profile lacks a value).
+    Error(String),
+}
+
+impl Stop {
+    /// Names the iteration of a `repeat` the stop happened in.
+    fn in_iteration(self, i: u32, n: u32) -> Stop {
+        match self {
+            Stop::Failed(mut f) => {
+                f.reason = format!("iteration {i} of {n}: {}", f.reason);
+                Stop::Failed(f)
+            }
+            Stop::Limit(s) => Stop::Limit(format!("iteration {i} of {n}: {s}")),
+            e @ Stop::Error(_) => e,
+        }
+    }
+}
+
+/// Findings kept per case: a `should` miss inside a 1000-fold repeat must not
+/// grow the result without bound (only the first is reported anyway).
+const MAX_NON_STRICT: usize = 16;
+
+/// The data message the harness is sending, for declared-limit judgement.
+#[derive(Default)]
+struct Sent {
+    open_len: u64,
+    open_frames: u64,
+    /// The largest message (bytes, fragments) sent on this connection so far,
+    /// including one still open.
+    max_len: u64,
+    max_frames: u64,
+}
+
+impl Sent {
+    fn frame(&mut self, opcode: Opcode, len: usize, fin: bool) {
+        match opcode {
+            Opcode::Text | Opcode::Binary => {
+                self.open_len = len as u64;
+                self.open_frames = 1;
+            }
+            Opcode::Continuation => {
+                self.open_len += len as u64;
+                self.open_frames += 1;
+            }
+            _ => return,
+        }
+        self.max_len = self.max_len.max(self.open_len);
+        self.max_frames = self.max_frames.max(self.open_frames);
+        if fin {
+            self.open_len = 0;
+            self.open_frames = 0;
+        }
+    }
+
+    fn message(&mut self, len: usize, frames: usize) {
+        self.max_len = self.max_len.max(len as u64);
+        self.max_frames = self.max_frames.max(frames as u64);
+    }
 }
 
 struct Driver<'a> {
     conn: Conn,
     t: &'a Transcript,
     settings: Settings,
+    caps: &'a Capabilities,
+    target: &'a WsTarget,
     run: Run,
     /// The key and offered protocols of the last upgrade request.
     key: Option<String>,
     offered: Vec<String>,
     upgraded: bool,
-    /// A close frame or TCP close was seen: no implicit closing handshake.
+    /// A close frame or TCP close was seen: no implicit closing handshake,
+    /// and frames the script still sends are skipped.
     ended: bool,
+    /// An `expect_fail` was met on this connection.
+    failed: bool,
+    sent: Sent,
     deadline: Instant,
 }
 
-pub async fn run(script: &Script, target: &WsTarget, settings: Settings, t: &Transcript) -> Run {
+/// Runs one WebSocket case script against `target`. The profile in `caps`
+/// supplies origins, declared limits and the idle timeout.
+pub async fn run(
+    script: &Script,
+    target: &WsTarget,
+    settings: Settings,
+    caps: &Capabilities,
+    t: &Transcript,
+) -> Run {
     let stream = match target.connect(settings.timeout).await {
         Ok(s) => s,
         Err(e) => {
@@ -85,32 +163,49 @@ pub async fn run(script: &Script, target: &WsTarget, settings: Settings, t: &Tra
             };
         }
     };
-    let limits = Limits {
-        io_timeout: settings.timeout,
-        max_message: settings.max_message,
-    };
     let mut d = Driver {
-        conn: Conn::start(stream, t.clone(), limits),
+        conn: Conn::start(stream, t.clone(), limits(settings)),
         t,
         settings,
+        caps,
+        target,
         run: Run::default(),
         key: None,
         offered: Vec::new(),
         upgraded: false,
         ended: false,
-        deadline: Instant::now() + case_budget(settings.timeout),
+        failed: false,
+        sent: Sent::default(),
+        deadline: Instant::now() + budget(settings.timeout, caps),
     };
-    let result = d.script(script, target).await;
+    let result = d.script(script).await;
     match result {
         Ok(()) => {}
         Err(Stop::Failed(f)) => d.run.failure = Some(f),
+        Err(Stop::Limit(s)) => {
+            t.note(s.clone());
+            d.run.info = Some(s);
+        }
+        Err(Stop::Error(e)) => d.run.error = Some(e),
     }
     d.run
+}
+
+fn limits(settings: Settings) -> Limits {
+    Limits {
+        io_timeout: settings.timeout,
+        max_message: settings.max_message,
+    }
 }
 
 /// The most one case may take, however slowly the target trickles bytes.
 pub fn case_budget(timeout: Duration) -> Duration {
     (timeout * 15).max(Duration::from_secs(30))
+}
+
+/// [`case_budget`] plus the profile's idle timeout, which an idle case waits out.
+pub fn budget(timeout: Duration, caps: &Capabilities) -> Duration {
+    case_budget(timeout) + caps.profile.ws.idle_timeout.map_or(Duration::ZERO, |d| d.0)
 }
 
 fn mismatch(reason: impl Into<String>, expected: impl Into<String>, got: &Event) -> Stop {
@@ -126,34 +221,68 @@ fn describe_expected(kind: MessageType, payload: &[u8]) -> String {
     )
 }
 
+fn mib(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Shown for `origin = "disallowed"`: never in a sane allow list.
+const DISALLOWED_ORIGIN: &str = "http://disallowed.pushspec.invalid";
+
 impl Driver<'_> {
-    async fn script(&mut self, script: &Script, target: &WsTarget) -> Result<(), Stop> {
+    async fn script(&mut self, script: &Script) -> Result<(), Stop> {
         if script.handshake {
-            self.handshake(script, target).await?;
+            self.handshake(&script.protocols, true).await?;
         }
-        for step in &script.steps {
-            self.step(step, target).await?;
-        }
+        self.steps(&script.steps).await?;
         if script.closing && self.upgraded && !self.ended {
             self.closing().await?;
         }
         Ok(())
     }
 
-    async fn handshake(&mut self, script: &Script, target: &WsTarget) -> Result<(), Stop> {
+    async fn steps(&mut self, steps: &[Step]) -> Result<(), Stop> {
+        for step in steps {
+            self.step(step).await?;
+        }
+        Ok(())
+    }
+
+    /// A transcript line for something sent, unless the connection is quiet.
+    fn out(&self, line: impl Into<String>) {
+        if !self.conn.quiet() {
+            self.t.out(line);
+        }
+    }
+
+    fn soft(&mut self, f: Finding) {
+        if self.run.non_strict.len() < MAX_NON_STRICT {
+            self.run.non_strict.push(f);
+        }
+    }
+
+    async fn handshake(&mut self, protocols: &[String], first: bool) -> Result<(), Stop> {
         let key = random_key();
-        let req = Request::upgrade(&target.authority(), &target.path, &key, &script.protocols);
+        let req = Request::upgrade(&self.target.authority(), &self.target.path, &key, protocols);
         self.send_request(&req, None).await?;
         let ev = self.next().await;
         let problems = match &ev {
-            Some(Event::Response(r)) => r.upgrade_problems(Some(&key), &script.protocols),
+            Some(Event::Response(r)) => r.upgrade_problems(Some(&key), protocols),
             Some(other) => vec![other.describe()],
             None => vec![format!("no response within {:?}", self.settings.timeout)],
         };
         if !problems.is_empty() {
-            self.run.handshake_failed = true;
+            self.run.handshake_failed |= first;
+            let what = if first {
+                "opening handshake failed"
+            } else {
+                "opening handshake on the new connection failed"
+            };
             return Err(Stop::Failed(Finding::new(
-                format!("opening handshake failed: {}", problems.join("; ")),
+                format!("{what}: {}", problems.join("; ")),
                 "101 Switching Protocols with a valid Sec-WebSocket-Accept",
                 ev.map_or("nothing".to_string(), |e| match e {
                     Event::Response(r) => r.describe(),
@@ -180,10 +309,13 @@ impl Driver<'_> {
     }
 
     async fn write(&mut self, bytes: &[u8], chop: Option<usize>) -> Result<(), Stop> {
-        self.conn
-            .write(bytes, chop)
-            .await
-            .map_err(|e| Stop::Failed(Finding::new(e.to_string(), "the target reads what is sent", "writes stalled")))
+        self.conn.write(bytes, chop).await.map_err(|e| {
+            Stop::Failed(Finding::new(
+                e.to_string(),
+                "the target reads what is sent",
+                "writes stalled",
+            ))
+        })
     }
 
     fn mask(&self, m: MaskSpec) -> Option<[u8; 4]> {
@@ -196,22 +328,16 @@ impl Driver<'_> {
 
     /// The next event, answering pings from the target on the way.
     async fn next(&mut self) -> Option<Event> {
+        self.next_by(self.deadline).await
+    }
+
+    /// [`Self::next`], giving up at `until` (or the case deadline).
+    async fn next_by(&mut self, until: Instant) -> Option<Event> {
+        let until = until.min(self.deadline);
         loop {
-            let ev = self.conn.next(self.deadline).await;
+            let ev = self.conn.next(until).await;
             match ev {
-                Some(Event::Ping(p)) if self.upgraded => {
-                    let f = Frame {
-                        fin: true,
-                        rsv: 0,
-                        opcode: Opcode::Pong,
-                        mask: self.mask(MaskSpec::Random),
-                        payload: p,
-                    };
-                    let _ = self
-                        .conn
-                        .send_frame(&f, frame::LengthEncoding::Minimal, None, None)
-                        .await;
-                }
+                Some(Event::Ping(p)) if self.upgraded => self.pong(p).await,
                 Some(Event::Close { .. }) | Some(Event::Closed(_)) => {
                     self.ended = true;
                     return ev;
@@ -221,8 +347,37 @@ impl Driver<'_> {
         }
     }
 
+    /// The next event before `until`, however long the target stays silent
+    /// (unlike [`Self::next_by`], which also gives up after the run's
+    /// timeout without a byte).
+    async fn next_until(&mut self, until: Instant) -> Option<Event> {
+        loop {
+            let ev = self.next_by(until).await;
+            if ev.is_some() || Instant::now() >= until.min(self.deadline) {
+                return ev;
+            }
+        }
+    }
+
+    async fn pong(&mut self, payload: Vec<u8>) {
+        let f = Frame {
+            fin: true,
+            rsv: 0,
+            opcode: Opcode::Pong,
+            mask: self.mask(MaskSpec::Random),
+            payload,
+        };
+        let _ = self
+            .conn
+            .send_frame(&f, frame::LengthEncoding::Minimal, None, None)
+            .await;
+    }
+
     fn timeout_failure(&self, expected: String) -> Stop {
-        self.t.note(format!("nothing arrived within {:?}", self.settings.timeout));
+        self.t.note(format!(
+            "nothing arrived within {:?}",
+            self.settings.timeout
+        ));
         Stop::Failed(Finding::new(
             format!("timed out waiting for {expected}"),
             expected,
@@ -230,89 +385,260 @@ impl Driver<'_> {
         ))
     }
 
-    async fn step(&mut self, step: &Step, target: &WsTarget) -> Result<(), Stop> {
-        match step {
-            Step::Send(f) => {
-                let frame = Frame {
-                    fin: f.fin,
-                    rsv: f.rsv,
-                    opcode: f.opcode.0,
-                    mask: self.mask(f.mask),
-                    payload: f.payload.bytes(),
-                };
-                self.conn
-                    .send_frame(&frame, f.length.0, f.declared_len, f.chop)
-                    .await
-                    .map_err(|e| Stop::Failed(Finding::new(e.to_string(), "the target reads", "writes stalled")))
-            }
-            Step::Message(m) => self.message(m).await,
-            Step::Raw(r) => {
-                let bytes = r.bytes.bytes();
-                self.t.out(format!("raw {} bytes: {}", bytes.len(), preview(&bytes)));
-                self.write(&bytes, r.chop).await
-            }
-            Step::Upgrade(u) => {
-                let key = random_key();
-                let req = Request::upgrade(&target.authority(), &target.path, &key, &[]).modified(u);
-                self.send_request(&req, u.chop).await
-            }
-            Step::Pause(d) => {
-                self.t.note(format!("pause {d}"));
-                tokio::time::sleep(d.0).await;
-                Ok(())
-            }
-            Step::ExpectMessage(m) => self.expect_message(m).await,
-            Step::ExpectPong(p) => {
-                let want = p.payload.bytes();
-                let expected = format!("pong of {} bytes: {}", want.len(), preview(&want));
-                self.expect_event(p.level, expected, |ev| matches!(ev, Event::Pong(x) if *x == want))
-                    .await
-            }
-            Step::ExpectFail(c) => self.expect_fail(c).await,
-            Step::ExpectClose(c) => self.expect_close(c).await,
-            Step::ExpectNothing(d) => {
-                match self.conn.next_within(d.0).await {
-                    None => Ok(()),
-                    Some(ev) => {
-                        if matches!(ev, Event::Close { .. } | Event::Closed(_)) {
-                            self.ended = true;
-                        }
-                        Err(mismatch(
-                            format!("expected nothing for {d}, got {}", ev.describe()),
-                            format!("nothing for {d}"),
-                            &ev,
-                        ))
-                    }
-                }
-            }
-            Step::ExpectTcpClose(d) => {
-                let until = Instant::now() + d.0;
-                loop {
-                    match tokio::time::timeout_at(until.into(), self.next()).await {
-                        Ok(Some(Event::Closed(_))) => return Ok(()),
-                        Ok(Some(Event::Violation(v))) => return Err(violation(v)),
-                        Ok(Some(ev)) => {
-                            return Err(mismatch(
-                                format!("expected the TCP connection to close, got {}", ev.describe()),
-                                "TCP close",
-                                &ev,
-                            ));
-                        }
-                        Ok(None) | Err(_) => {
-                            return Err(Stop::Failed(Finding::new(
-                                format!("the target did not close the TCP connection within {d}"),
-                                format!("TCP close within {d}"),
-                                "connection still open",
-                            )));
-                        }
-                    }
-                }
-            }
-            Step::ExpectResponse(r) => self.expect_response(r).await,
+    /// A close from the target in place of what was expected: `info` if it
+    /// enforces a limit the profile declares and the harness went past.
+    fn declared_limit(&self, ev: &Event) -> Option<String> {
+        let Event::Close {
+            code: Some(code), ..
+        } = ev
+        else {
+            return None;
+        };
+        let p = &self.caps.profile.ws;
+        if *code == 1009
+            && let Some(max) = p.max_message_size
+            && self.sent.max_len > max
+        {
+            return Some(format!(
+                "declared limit enforced: close 1009 after a message of {} bytes (ws.max_message_size = {max})",
+                self.sent.max_len
+            ));
+        }
+        if matches!(code, 1008 | 1009)
+            && let Some(max) = p.max_fragments
+            && self.sent.max_frames > max
+        {
+            return Some(format!(
+                "declared limit enforced: close {code} after a message in {} fragments (ws.max_fragments = {max})",
+                self.sent.max_frames
+            ));
+        }
+        None
+    }
+
+    /// The event does not meet the expectation: a failure, or `info` for a
+    /// declared limit.
+    fn unexpected(&self, reason: String, expected: String, ev: &Event) -> Stop {
+        match self.declared_limit(ev) {
+            Some(info) => Stop::Limit(info),
+            None => mismatch(reason, expected, ev),
         }
     }
 
+    fn frame(&self, f: &FrameSpec) -> Frame {
+        Frame {
+            fin: f.fin,
+            rsv: f.rsv,
+            opcode: f.opcode.0,
+            mask: self.mask(f.mask),
+            payload: f.payload.bytes(),
+        }
+    }
+
+    /// Frames are not sent once the connection is closed or failed.
+    fn skip_send(&self, what: &str) -> bool {
+        if self.ended {
+            self.t
+                .note(format!("{what} not sent: the connection is already closed"));
+        }
+        self.ended
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<(), Stop> {
+        match step {
+            Step::Send(f) => {
+                if self.skip_send("frame") {
+                    return Ok(());
+                }
+                let frame = self.frame(f);
+                self.sent
+                    .frame(frame.opcode, frame.payload.len(), frame.fin);
+                self.conn
+                    .send_frame(&frame, f.length.0, f.declared_len, f.chop)
+                    .await
+                    .map_err(|e| {
+                        Stop::Failed(Finding::new(
+                            e.to_string(),
+                            "the target reads",
+                            "writes stalled",
+                        ))
+                    })
+            }
+            Step::Batch(b) => self.batch(b).await,
+            Step::Message(m) => self.message(m).await,
+            Step::Raw(r) => {
+                if self.skip_send("raw bytes") {
+                    return Ok(());
+                }
+                let bytes = r.bytes.bytes();
+                self.out(format!("raw {} bytes: {}", bytes.len(), preview(&bytes)));
+                self.write(&bytes, r.chop).await
+            }
+            Step::Upgrade(u) => self.upgrade(u).await,
+            Step::Pause(d) => {
+                if !self.conn.quiet() {
+                    self.t.note(format!("pause {d}"));
+                }
+                tokio::time::sleep(d.0).await;
+                Ok(())
+            }
+            Step::Repeat(r) => self.repeat(r).await,
+            Step::Reconnect(r) => {
+                self.t
+                    .note("reconnect: dropping the connection and opening a new one");
+                let stream = self
+                    .target
+                    .connect(self.settings.timeout)
+                    .await
+                    .map_err(|e| {
+                        Stop::Failed(Finding::new(
+                            format!("the target no longer accepts connections: {e}"),
+                            "a new connection is accepted",
+                            e,
+                        ))
+                    })?;
+                // Dropping the old connection aborts its reader and closes it.
+                let quiet = self.conn.quiet();
+                self.conn = Conn::start(stream, self.t.clone(), limits(self.settings));
+                self.conn.set_quiet(quiet);
+                self.key = None;
+                self.offered.clear();
+                self.upgraded = false;
+                self.ended = false;
+                self.failed = false;
+                self.sent = Sent::default();
+                if r.handshake {
+                    self.handshake(&[], false).await?;
+                }
+                Ok(())
+            }
+            Step::Flood(f) => self.flood(f).await,
+            Step::ExpectMessage(m) => self.expect_message(m).await,
+            Step::ExpectPong(p) => self.expect_pong(p).await,
+            Step::ExpectFail(c) => self.expect_fail(c).await,
+            Step::ExpectClose(c) => self.expect_close(c).await,
+            Step::ExpectNothing(d) => match self.conn.next_within(d.0).await {
+                None => Ok(()),
+                Some(ev) => {
+                    if matches!(ev, Event::Close { .. } | Event::Closed(_)) {
+                        self.ended = true;
+                    }
+                    Err(mismatch(
+                        format!("expected nothing for {d}, got {}", ev.describe()),
+                        format!("nothing for {d}"),
+                        &ev,
+                    ))
+                }
+            },
+            Step::ExpectTcpClose(d) => match self.next_until(Instant::now() + d.0).await {
+                Some(Event::Closed(_)) => Ok(()),
+                Some(Event::Violation(v)) => Err(violation(v)),
+                Some(ev) => Err(mismatch(
+                    format!(
+                        "expected the TCP connection to close, got {}",
+                        ev.describe()
+                    ),
+                    "TCP close",
+                    &ev,
+                )),
+                None => Err(Stop::Failed(Finding::new(
+                    format!("the target did not close the TCP connection within {d}"),
+                    format!("TCP close within {d}"),
+                    "connection still open",
+                ))),
+            },
+            Step::ExpectResponse(r) => self.expect_response(r).await,
+            Step::ExpectIdleClose(i) => self.expect_idle_close(i).await,
+        }
+    }
+
+    async fn upgrade(&mut self, u: &UpgradeSpec) -> Result<(), Stop> {
+        let key = random_key();
+        let mut req =
+            Request::upgrade(&self.target.authority(), &self.target.path, &key, &[]).modified(u);
+        if let Some(o) = u.origin {
+            let allowed = self
+                .caps
+                .profile
+                .ws
+                .allowed_origins
+                .as_deref()
+                .unwrap_or_default();
+            let origin = match o {
+                OriginSpec::Allowed => allowed.first().cloned().ok_or_else(|| {
+                    Stop::Error(
+                        "the case needs an allowed origin: the profile lists none (ws.allowed_origins)"
+                            .into(),
+                    )
+                })?,
+                OriginSpec::Disallowed => {
+                    let mut o = DISALLOWED_ORIGIN.to_string();
+                    while allowed.iter().any(|a| a.eq_ignore_ascii_case(&o)) {
+                        o.push('x');
+                    }
+                    o
+                }
+            };
+            req.headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("Origin"));
+            req.headers.push(("Origin".to_string(), origin));
+        }
+        self.send_request(&req, u.chop).await
+    }
+
+    async fn repeat(&mut self, r: &RepeatSpec) -> Result<(), Stop> {
+        let was_quiet = self.conn.quiet();
+        let mut result = Ok(());
+        for i in 0..r.times {
+            if i == 1 {
+                self.conn.set_quiet(true);
+            }
+            if let Err(e) = Box::pin(self.steps(&r.steps)).await {
+                result = Err(e.in_iteration(i + 1, r.times));
+                break;
+            }
+        }
+        self.conn.set_quiet(was_quiet);
+        if r.times > 1 && !was_quiet {
+            self.t.note(format!(
+                "repeat: {} iterations, only the first is shown",
+                r.times
+            ));
+        }
+        result
+    }
+
+    async fn batch(&mut self, b: &BatchSpec) -> Result<(), Stop> {
+        if self.skip_send("batch") {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        let mut line = format!("batch of {} frames in one write", b.frames.len());
+        if let Some(c) = b.chop {
+            line = format!("batch of {} frames in chops of {c}", b.frames.len());
+        }
+        for f in &b.frames {
+            let frame = self.frame(f);
+            self.sent
+                .frame(frame.opcode, frame.payload.len(), frame.fin);
+            frame::encode_into(&frame, f.length.0, f.declared_len, &mut out);
+            line.push_str("\n  ");
+            line.push_str(&frame.summary());
+            if let Some(d) = f.declared_len {
+                line.push_str(&format!(" (declared len {d})"));
+            }
+            if f.length.0 != frame::LengthEncoding::Minimal {
+                line.push_str(&format!(" (length encoding {:?})", f.length.0));
+            }
+        }
+        self.out(line);
+        self.write(&out, b.chop).await
+    }
+
     async fn message(&mut self, m: &MessageSpec) -> Result<(), Stop> {
+        if self.skip_send("message") {
+            return Ok(());
+        }
         let payload = m.payload.bytes();
         let size = m.fragment.unwrap_or(usize::MAX).max(1);
         let mut chunks: Vec<&[u8]> = payload.chunks(size).collect();
@@ -336,24 +662,126 @@ impl Driver<'_> {
             };
             frame::encode_into(&f, frame::LengthEncoding::Minimal, None, &mut out);
         }
-        let mut line = describe_expected(m.kind, &payload);
-        if n > 1 {
-            line.push_str(&format!(" in {n} fragments of {size}"));
+        self.sent.message(payload.len(), n);
+        if !self.conn.quiet() {
+            let mut line = describe_expected(m.kind, &payload);
+            if n > 1 {
+                line.push_str(&format!(" in {n} fragments of {size}"));
+            }
+            if let Some(c) = m.chop {
+                line.push_str(&format!(" (in chops of {c})"));
+            }
+            self.t.out(line);
         }
-        if let Some(c) = m.chop {
-            line.push_str(&format!(" (in chops of {c})"));
-        }
-        self.t.out(line);
         self.write(&out, m.chop).await
+    }
+
+    async fn flood(&mut self, f: &FloodSpec) -> Result<(), Stop> {
+        if self.skip_send("flood") {
+            return Ok(());
+        }
+        let (opcode, payload) = match f.kind {
+            MessageType::Text => (Opcode::Text, vec![b'*'; f.size]),
+            MessageType::Binary => (Opcode::Binary, crate::case::payload::pattern(f.size)),
+        };
+        let frame = Frame {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: self.mask(MaskSpec::Random),
+            payload,
+        };
+        let bytes = frame::encode(&frame);
+        self.sent.message(f.size, 1);
+        self.t.out(format!(
+            "flood: {} messages of {} bytes, up to {} in all, without reading",
+            kind_name(f.kind),
+            f.size,
+            mib(f.total)
+        ));
+        self.conn.set_quiet(true);
+        let end = self.conn.flood(&bytes, f.total, f.stall.0).await;
+        // Whatever happens, the connection is abandoned: the script stops
+        // sending and no closing handshake is attempted.
+        self.ended = true;
+        match end {
+            FloodEnd::Stalled { written } => {
+                let s = format!(
+                    "backpressure: writes stalled for {} after {} written",
+                    f.stall,
+                    mib(written)
+                );
+                self.t.note(s.clone());
+                self.run.summary = Some(s);
+                Ok(())
+            }
+            FloodEnd::PeerGone { written, error } => {
+                let s = format!(
+                    "the target closed the connection after {} written ({error})",
+                    mib(written)
+                );
+                self.t.note(s.clone());
+                self.run.summary = Some(s);
+                Ok(())
+            }
+            FloodEnd::Cap { written } => {
+                // Did the target close meanwhile (and keep draining)? Look at
+                // what it sent, for a bounded time.
+                self.conn.set_reading(true);
+                let until = Instant::now() + f.stall.0.max(Duration::from_secs(1));
+                let mut messages = 0u64;
+                while let Some(ev) = self.conn.next(until).await {
+                    match ev {
+                        Event::Message { .. } | Event::Ping(_) | Event::Pong(_) => messages += 1,
+                        Event::Close { .. } | Event::Closed(_) => {
+                            let s = format!(
+                                "the target closed the connection ({}) after {messages} echoes, having accepted {}",
+                                ev.describe(),
+                                mib(written)
+                            );
+                            self.t.note(s.clone());
+                            self.run.summary = Some(s);
+                            return Ok(());
+                        }
+                        Event::Violation(v) => return Err(violation(v)),
+                        Event::Response(_) => {}
+                    }
+                }
+                Err(Stop::Failed(Finding::new(
+                    format!(
+                        "the target accepted {} while the client read nothing, without pushing back or closing: it buffers without bound",
+                        mib(written)
+                    ),
+                    format!(
+                        "writes stall (no byte accepted for {}) or the target closes the connection",
+                        f.stall
+                    ),
+                    format!("{} written, the connection still open", mib(written)),
+                )))
+            }
+        }
     }
 
     async fn expect_event(
         &mut self,
         level: Option<Level>,
         expected: String,
+        within: Option<Duration>,
         ok: impl Fn(&Event) -> bool,
     ) -> Result<(), Stop> {
-        let Some(ev) = self.next().await else {
+        let ev = match within {
+            Some(w) => self.next_until(Instant::now() + w).await,
+            None => self.next().await,
+        };
+        let Some(ev) = ev else {
+            if let Some(w) = within {
+                let w = w.as_millis();
+                return Err(Stop::Failed(Finding::new(
+                    format!("no {expected} within {w} ms"),
+                    format!("{expected} within {w} ms"),
+                    format!("nothing within {w} ms"),
+                )));
+            }
             return Err(self.timeout_failure(expected));
         };
         if let Event::Violation(v) = ev {
@@ -363,15 +791,35 @@ impl Driver<'_> {
             return Ok(());
         }
         let reason = format!("expected {expected}, got {}", ev.describe());
-        if level == Some(Level::Should) {
-            self.run.non_strict.push(Finding::new(reason, expected, ev.describe()));
+        if level == Some(Level::Should) && self.declared_limit(&ev).is_none() {
+            self.soft(Finding::new(reason, expected, ev.describe()));
             if matches!(ev, Event::Close { .. } | Event::Closed(_)) {
                 self.ended = true;
             }
             self.conn.unread(ev);
             return Ok(());
         }
-        Err(mismatch(reason, expected, &ev))
+        Err(self.unexpected(reason, expected, &ev))
+    }
+
+    async fn expect_pong(&mut self, p: &ExpectPong) -> Result<(), Stop> {
+        let want = p.payload.bytes();
+        let expected = format!("pong of {} bytes: {}", want.len(), preview(&want));
+        let started = Instant::now();
+        self.expect_event(
+            p.level,
+            expected,
+            p.within.map(|w| w.0),
+            |ev| matches!(ev, Event::Pong(x) if *x == want),
+        )
+        .await?;
+        if let Some(w) = p.within {
+            self.run.summary = Some(format!(
+                "pong after {} ms (bound {w})",
+                started.elapsed().as_millis()
+            ));
+        }
+        Ok(())
     }
 
     async fn expect_message(&mut self, m: &ExpectMessage) -> Result<(), Stop> {
@@ -383,8 +831,12 @@ impl Driver<'_> {
         };
         match &ev {
             Event::Violation(v) => Err(violation(v.clone())),
-            Event::Message { kind: k, payload, .. } if *k == kind && *payload == want => Ok(()),
-            Event::Message { kind: k, payload, .. } if *k == kind && m.level != Some(Level::Should) => {
+            Event::Message {
+                kind: k, payload, ..
+            } if *k == kind && *payload == want => Ok(()),
+            Event::Message {
+                kind: k, payload, ..
+            } if *k == kind && m.level != Some(Level::Should) => {
                 let at = payload
                     .iter()
                     .zip(&want)
@@ -402,25 +854,62 @@ impl Driver<'_> {
             }
             _ => {
                 self.conn.unread(ev);
-                self.expect_event(m.level, expected, |_| false).await
+                self.expect_event(m.level, expected, None, |_| false).await
             }
         }
     }
 
     async fn expect_fail(&mut self, c: &ExpectClose) -> Result<(), Stop> {
-        let expected = format!("the target fails the connection with close {}", codes(&c.codes));
-        let Some(ev) = self.next().await else {
-            return Err(self.timeout_failure(expected));
+        if self.failed {
+            self.t.note("the connection was already failed");
+            return Ok(());
+        }
+        let expected = format!(
+            "the target fails the connection with close {}",
+            codes(&c.codes)
+        );
+        let ev = match c.within {
+            Some(w) => self.next_until(Instant::now() + w.0).await,
+            None => self.next().await,
+        };
+        let Some(ev) = ev else {
+            let Some(w) = c.within else {
+                return Err(self.timeout_failure(expected));
+            };
+            let f = Finding::new(
+                format!("the connection was not failed within {w}"),
+                format!("{expected}, within {w}"),
+                format!("nothing within {w}"),
+            );
+            if c.level == Some(Level::Should) {
+                self.t.note(format!(
+                    "not failed within {w}: non-strict, the script goes on"
+                ));
+                self.soft(f);
+                return Ok(());
+            }
+            return Err(Stop::Failed(f));
         };
         match &ev {
-            Event::Close { code: Some(code), .. } if c.codes.contains(code) => Ok(()),
-            Event::Close { code: Some(code), .. } => Err(mismatch(
-                format!("failed the connection with close {code} instead of {}", codes(&c.codes)),
+            Event::Close {
+                code: Some(code), ..
+            } if c.codes.contains(code) => {
+                self.failed = true;
+                Ok(())
+            }
+            Event::Close {
+                code: Some(code), ..
+            } => Err(mismatch(
+                format!(
+                    "failed the connection with close {code} instead of {}",
+                    codes(&c.codes)
+                ),
                 expected,
                 &ev,
             )),
             Event::Close { code: None, .. } => {
-                self.run.non_strict.push(Finding::new(
+                self.failed = true;
+                self.soft(Finding::new(
                     "closed without a status code; an endpoint failing the connection SHOULD send one (RFC 6455 §7.1.7)",
                     expected,
                     ev.describe(),
@@ -428,7 +917,8 @@ impl Driver<'_> {
                 Ok(())
             }
             Event::Closed(_) => {
-                self.run.non_strict.push(Finding::new(
+                self.failed = true;
+                self.soft(Finding::new(
                     "dropped TCP without sending a close frame; an endpoint failing the connection SHOULD send one (RFC 6455 §7.1.7)",
                     expected,
                     ev.describe(),
@@ -437,7 +927,10 @@ impl Driver<'_> {
             }
             Event::Violation(v) => Err(violation(v.clone())),
             _ => Err(mismatch(
-                format!("expected the connection to be failed, got {}", ev.describe()),
+                format!(
+                    "expected the connection to be failed, got {}",
+                    ev.describe()
+                ),
                 expected,
                 &ev,
             )),
@@ -446,18 +939,125 @@ impl Driver<'_> {
 
     async fn expect_close(&mut self, c: &ExpectClose) -> Result<(), Stop> {
         let expected = format!("a close frame with {}", codes(&c.codes));
-        let Some(ev) = self.next().await else {
+        let ev = match c.within {
+            Some(w) => self.next_until(Instant::now() + w.0).await,
+            None => self.next().await,
+        };
+        let Some(ev) = ev else {
+            if let Some(w) = c.within {
+                let f = Finding::new(
+                    format!("no close frame within {w}"),
+                    format!("{expected}, within {w}"),
+                    format!("nothing within {w}"),
+                );
+                if c.level == Some(Level::Should) {
+                    self.soft(f);
+                    return Ok(());
+                }
+                return Err(Stop::Failed(f));
+            }
             return Err(self.timeout_failure(expected));
         };
         match &ev {
-            Event::Close { code: Some(code), .. } if c.codes.contains(code) => Ok(()),
+            Event::Close {
+                code: Some(code), ..
+            } if c.codes.contains(code) => Ok(()),
             Event::Close { code: None, .. } => Ok(()),
+            Event::Close {
+                code: Some(code), ..
+            } if c.other_code == Some(Level::Should) && self.declared_limit(&ev).is_none() => {
+                self.soft(Finding::new(
+                    format!(
+                        "closed with {code}; the reply to a close frame typically echoes its code (RFC 6455 §5.5.1), expected {}",
+                        codes(&c.codes)
+                    ),
+                    expected,
+                    ev.describe(),
+                ));
+                Ok(())
+            }
             Event::Violation(v) => Err(violation(v.clone())),
-            _ => Err(mismatch(
+            _ => Err(self.unexpected(
                 format!("expected {expected}, got {}", ev.describe()),
                 expected,
                 &ev,
             )),
+        }
+    }
+
+    async fn expect_idle_close(&mut self, i: &IdleClose) -> Result<(), Stop> {
+        let Some(timeout) = self.caps.profile.ws.idle_timeout else {
+            return Err(Stop::Error(
+                "the case needs ws.idle_timeout in the profile (requires = [\"idle-timeout\"])"
+                    .into(),
+            ));
+        };
+        let declared = timeout.0;
+        // Timers are coarse: a close from 3/4 of the declared time on counts.
+        let earliest = declared * 3 / 4;
+        let start = Instant::now();
+        let end = start + declared + i.slack.0;
+        let expected = format!(
+            "the idle connection closed between {} ms and {} ms (ws.idle_timeout = {timeout})",
+            earliest.as_millis(),
+            (declared + i.slack.0).as_millis()
+        );
+        self.t.note(format!(
+            "idle: waiting up to {} ms for the target to close",
+            (declared + i.slack.0).as_millis()
+        ));
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let Some(ev) = self.conn.next_within(left).await else {
+                return Err(Stop::Failed(Finding::new(
+                    format!(
+                        "the idle connection was still open {} ms after it went idle (ws.idle_timeout = {timeout})",
+                        start.elapsed().as_millis()
+                    ),
+                    expected,
+                    "connection still open",
+                )));
+            };
+            let at = start.elapsed();
+            match ev {
+                Event::Ping(p) => {
+                    self.pong(p).await;
+                    continue;
+                }
+                Event::Close { .. } | Event::Closed(_) => {
+                    self.ended = true;
+                    if at < earliest {
+                        return Err(mismatch(
+                            format!(
+                                "the target closed the idle connection after {} ms, well before the declared ws.idle_timeout = {timeout}",
+                                at.as_millis()
+                            ),
+                            expected,
+                            &ev,
+                        ));
+                    }
+                    if let Event::Closed(_) = ev {
+                        self.soft(Finding::new(
+                            "closed the idle connection by dropping TCP, without a close frame (RFC 6455 §7.1.2: start the closing handshake)",
+                            expected,
+                            ev.describe(),
+                        ));
+                    }
+                    self.run.summary = Some(format!(
+                        "closed the idle connection after {} ms",
+                        at.as_millis()
+                    ));
+                    return Ok(());
+                }
+                Event::Violation(v) => return Err(violation(v)),
+                ev => {
+                    return Err(mismatch(
+                        format!("expected an idle connection, got {}", ev.describe()),
+                        expected,
+                        &ev,
+                    ));
+                }
+            }
         }
     }
 
@@ -473,16 +1073,24 @@ impl Driver<'_> {
         self.conn
             .send_frame(&f, frame::LengthEncoding::Minimal, None, None)
             .await
-            .map_err(|e| Stop::Failed(Finding::new(e.to_string(), "close reply", "writes stalled")))?;
+            .map_err(|e| {
+                Stop::Failed(Finding::new(e.to_string(), "close reply", "writes stalled"))
+            })?;
         let expected = "a close reply to close 1000".to_string();
         let Some(ev) = self.next().await else {
             return Err(self.timeout_failure(expected));
         };
         match &ev {
-            Event::Close { code: Some(1000) | None, .. } => Ok(()),
+            Event::Close {
+                code: Some(1000) | None,
+                ..
+            } => Ok(()),
             Event::Violation(v) => Err(violation(v.clone())),
-            _ => Err(mismatch(
-                format!("closing handshake: expected the close reply, got {}", ev.describe()),
+            _ => Err(self.unexpected(
+                format!(
+                    "closing handshake: expected the close reply, got {}",
+                    ev.describe()
+                ),
                 expected,
                 &ev,
             )),
@@ -492,25 +1100,47 @@ impl Driver<'_> {
     async fn expect_response(&mut self, r: &ExpectResponse) -> Result<(), Stop> {
         let expected = format!(
             "HTTP status {}",
-            r.status.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" or ")
+            r.status
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
         );
         let resp = match self.next().await {
             Some(Event::Response(resp)) => resp,
             Some(Event::Violation(v)) => return Err(violation(v)),
-            Some(ev) => return Err(mismatch(format!("expected {expected}, got {}", ev.describe()), expected, &ev)),
+            Some(Event::Closed(how)) if r.or_tcp_close => {
+                self.t.note(format!(
+                    "the target closed the connection without a complete response ({how}): accepted"
+                ));
+                self.run.summary = Some("closed the connection without answering".into());
+                return Ok(());
+            }
+            Some(ev) => {
+                return Err(mismatch(
+                    format!("expected {expected}, got {}", ev.describe()),
+                    expected,
+                    &ev,
+                ));
+            }
             None => return Err(self.timeout_failure(expected)),
         };
         let actual = resp.describe();
-        let fail = |reason: String| Stop::Failed(Finding::new(reason, expected.clone(), actual.clone()));
+        let fail =
+            |reason: String| Stop::Failed(Finding::new(reason, expected.clone(), actual.clone()));
         if !r.status.iter().any(|s| s.matches(resp.status)) {
-            return Err(fail(format!("status {} instead of {}", resp.status, expected.trim_start_matches("HTTP status "))));
+            return Err(fail(format!(
+                "status {} instead of {}",
+                resp.status,
+                expected.trim_start_matches("HTTP status ")
+            )));
         }
         for h in &r.headers {
             if let Some(problem) = header_problem(h, &resp, self.key.as_deref()) {
                 return Err(fail(problem));
             }
         }
-        if r.upgraded {
+        if r.upgraded || (r.may_upgrade && resp.status == 101) {
             let problems = resp.upgrade_problems(self.key.as_deref(), &self.offered);
             if !problems.is_empty() {
                 return Err(fail(format!("invalid upgrade: {}", problems.join("; "))));
@@ -523,10 +1153,15 @@ impl Driver<'_> {
     }
 }
 
-fn header_problem(h: &HeaderCheck, resp: &super::handshake::Response, key: Option<&str>) -> Option<String> {
+fn header_problem(
+    h: &HeaderCheck,
+    resp: &super::handshake::Response,
+    key: Option<&str>,
+) -> Option<String> {
     let values: Vec<&str> = resp.headers(&h.name).collect();
     if h.absent {
-        return (!values.is_empty()).then(|| format!("header `{}` must be absent, got {:?}", h.name, values));
+        return (!values.is_empty())
+            .then(|| format!("header `{}` must be absent, got {:?}", h.name, values));
     }
     if let Some(allowed) = &h.one_of {
         // Optional header: when present, it must be one of the allowed values.
@@ -546,7 +1181,10 @@ fn header_problem(h: &HeaderCheck, resp: &super::handshake::Response, key: Optio
     if let Some(tok) = &h.token
         && !resp.has_token(&h.name, tok)
     {
-        return Some(format!("header `{}` is {first:?}, which lacks the token {tok:?}", h.name));
+        return Some(format!(
+            "header `{}` is {first:?}, which lacks the token {tok:?}",
+            h.name
+        ));
     }
     if h.accept {
         let want = key.map(accept_for);
@@ -570,5 +1208,8 @@ fn violation(v: String) -> Stop {
 }
 
 fn codes(c: &[u16]) -> String {
-    c.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" or ")
+    c.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(" or ")
 }

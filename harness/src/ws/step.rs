@@ -40,9 +40,23 @@ pub enum Step {
     Message(MessageSpec),
     /// Raw bytes.
     Raw(RawSpec),
+    /// Several frames written as one buffer (or in chops across the whole
+    /// buffer), e.g. a fragment, a ping and the next fragment in one write.
+    Batch(BatchSpec),
     /// An HTTP upgrade request, derived from a valid one.
     Upgrade(UpgradeSpec),
     Pause(Dur),
+    /// The inner steps, `times` times over. Only the first iteration is
+    /// written to the transcript; a failure names its iteration.
+    Repeat(RepeatSpec),
+    /// Drop the connection and open a new one (by default with the standard
+    /// handshake): proves the target still serves after what came before.
+    Reconnect(ReconnectSpec),
+    /// Stop reading and write messages until the target pushes back (a write
+    /// makes no progress for `stall`), closes the connection, or `total`
+    /// bytes have been written (a failure: it buffers without bound). The
+    /// connection is abandoned afterwards.
+    Flood(FloodSpec),
     ExpectMessage(ExpectMessage),
     ExpectPong(ExpectPong),
     /// The target fails the connection (RFC 6455 §7.1.7): a close frame with
@@ -57,6 +71,11 @@ pub enum Step {
     ExpectTcpClose(Dur),
     /// The HTTP response to the last `upgrade` step.
     ExpectResponse(ExpectResponse),
+    /// Idle: with `ws.idle_timeout` = T in the profile, the target keeps the
+    /// connection open for most of T and closes it by T + `slack` (a close
+    /// frame, or a bare TCP close, which is non-strict). Pings from the
+    /// target are answered. Needs `requires = ["idle-timeout"]`.
+    ExpectIdleClose(IdleClose),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +212,63 @@ pub struct MessageSpec {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct BatchSpec {
+    pub frames: Vec<FrameSpec>,
+    /// Write the whole batch in TCP chops of this many bytes.
+    #[serde(default)]
+    pub chop: Option<usize>,
+}
+
+/// Largest `repeat.times`; nested repeats multiply.
+pub const MAX_REPEAT: u32 = 100_000;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatSpec {
+    pub times: u32,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectSpec {
+    /// Perform the standard opening handshake on the new connection.
+    #[serde(default = "yes")]
+    pub handshake: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloodSpec {
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    /// Payload bytes per message.
+    pub size: usize,
+    /// Stop after writing this many bytes in all.
+    pub total: u64,
+    /// A write accepting no byte for this long counts as backpressure.
+    pub stall: Dur,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdleClose {
+    /// How long after the declared timeout the close may come.
+    pub slack: Dur,
+}
+
+/// Which `Origin` an upgrade sends, from the profile's `ws.allowed_origins`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginSpec {
+    /// The first allowed origin.
+    Allowed,
+    /// An origin that is not in the list.
+    Disallowed,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawSpec {
     pub bytes: Payload,
     #[serde(default)]
@@ -220,6 +296,9 @@ pub struct UpgradeSpec {
     /// Add a header `X-Pushspec-Pad` of this many bytes (oversized requests).
     #[serde(default)]
     pub pad: Option<usize>,
+    /// Send an `Origin` header taken from the profile (`requires = ["origins"]`).
+    #[serde(default)]
+    pub origin: Option<OriginSpec>,
     #[serde(default)]
     pub chop: Option<usize>,
 }
@@ -243,6 +322,10 @@ pub struct ExpectPong {
     pub payload: Payload,
     #[serde(default)]
     pub level: Option<Level>,
+    /// The pong must arrive within this long (a timing bound; without it the
+    /// run's timeout applies).
+    #[serde(default)]
+    pub within: Option<Dur>,
 }
 
 fn default_fail_codes() -> Vec<u16> {
@@ -254,6 +337,18 @@ fn default_fail_codes() -> Vec<u16> {
 pub struct ExpectClose {
     #[serde(default = "default_fail_codes")]
     pub codes: Vec<u16>,
+    /// Wait at most this long (instead of the run's timeout).
+    #[serde(default)]
+    pub within: Option<Dur>,
+    /// `should` (with `within`): nothing arriving in time is non-strict and
+    /// the script goes on with the connection still open. A later
+    /// `expect_fail` is met at once if the connection was already failed.
+    #[serde(default)]
+    pub level: Option<Level>,
+    /// `expect_close` only: `should` makes a close frame with a valid code
+    /// not in `codes` non-strict instead of a failure.
+    #[serde(default)]
+    pub other_code: Option<Level>,
 }
 
 /// A status written as a number or a class like `"4xx"`.
@@ -292,7 +387,9 @@ impl<'de> Deserialize<'de> for StatusSpec {
         match Raw::deserialize(d)? {
             Raw::Num(n) if (100..600).contains(&n) => Ok(StatusSpec::Exact(n)),
             Raw::Class(s)
-                if s.len() == 3 && s.ends_with("xx") && (b'1'..=b'5').contains(&s.as_bytes()[0]) =>
+                if s.len() == 3
+                    && s.ends_with("xx")
+                    && (b'1'..=b'5').contains(&s.as_bytes()[0]) =>
             {
                 Ok(StatusSpec::Class((s.as_bytes()[0] - b'0') as u16))
             }
@@ -335,51 +432,27 @@ pub struct ExpectResponse {
     /// and a correct Accept) and go on speaking WebSocket afterwards.
     #[serde(default)]
     pub upgraded: bool,
+    /// A 101 is acceptable too (list 101 in `status`), if it is a valid
+    /// upgrade; the connection then speaks WebSocket.
+    #[serde(default)]
+    pub may_upgrade: bool,
+    /// The target closing the TCP connection without a complete response is
+    /// acceptable too (e.g. it refused a request before reading all of it).
+    #[serde(default)]
+    pub or_tcp_close: bool,
 }
 
 impl Validate for Script {
     fn validate(&self) -> Result<(), (String, String)> {
-        let payload = |p: &Payload, path: String| p.validate().map_err(|e| (path, e.to_string()));
-        let chop = |c: &Option<usize>, path: String| match c {
-            Some(0) => Err((path, "must be at least 1".to_string())),
-            _ => Ok(()),
-        };
         if self.steps.is_empty() {
             return Err(("steps".into(), "a case needs at least one step".into()));
         }
-        for (i, s) in self.steps.iter().enumerate() {
-            let at = |f: &str| format!("steps[{i}].{f}");
-            match s {
-                Step::Send(f) => {
-                    payload(&f.payload, at("send.payload"))?;
-                    chop(&f.chop, at("send.chop"))?;
-                    if f.rsv > 7 {
-                        return Err((at("send.rsv"), "RSV is 3 bits: 0-7".into()));
-                    }
-                }
-                Step::Message(m) => {
-                    payload(&m.payload, at("message.payload"))?;
-                    chop(&m.chop, at("message.chop"))?;
-                    chop(&m.fragment, at("message.fragment"))?;
-                }
-                Step::Raw(r) => {
-                    payload(&r.bytes, at("raw.bytes"))?;
-                    chop(&r.chop, at("raw.chop"))?;
-                }
-                Step::Upgrade(u) => chop(&u.chop, at("upgrade.chop"))?,
-                Step::ExpectMessage(m) => payload(&m.payload, at("expect_message.payload"))?,
-                Step::ExpectPong(p) => payload(&p.payload, at("expect_pong.payload"))?,
-                Step::ExpectFail(c) | Step::ExpectClose(c) if c.codes.is_empty() => {
-                    return Err((at("codes"), "list at least one close code".into()));
-                }
-                Step::ExpectResponse(r) if r.status.is_empty() => {
-                    return Err((at("expect_response.status"), "list at least one status".into()));
-                }
-                _ => {}
-            }
-        }
+        validate_steps(&self.steps, "steps", 1)?;
         if !self.handshake
-            && !self.steps.iter().any(|s| matches!(s, Step::Upgrade(_) | Step::Raw(_)))
+            && !self
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Upgrade(_) | Step::Raw(_)))
         {
             return Err((
                 "handshake".into(),
@@ -387,5 +460,238 @@ impl Validate for Script {
             ));
         }
         Ok(())
+    }
+}
+
+fn validate_frame(f: &FrameSpec, at: &dyn Fn(&str) -> String) -> Result<(), (String, String)> {
+    f.payload
+        .validate()
+        .map_err(|e| (at("payload"), e.to_string()))?;
+    check_chop(&f.chop, at("chop"))?;
+    if f.rsv > 7 {
+        return Err((at("rsv"), "RSV is 3 bits: 0-7".into()));
+    }
+    Ok(())
+}
+
+fn check_chop(c: &Option<usize>, path: String) -> Result<(), (String, String)> {
+    match c {
+        Some(0) => Err((path, "must be at least 1".to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// `iterations`: how often these steps run (the product of enclosing repeats).
+fn validate_steps(steps: &[Step], path: &str, iterations: u64) -> Result<(), (String, String)> {
+    let payload = |p: &Payload, path: String| p.validate().map_err(|e| (path, e.to_string()));
+    for (i, s) in steps.iter().enumerate() {
+        let at = |f: &str| format!("{path}[{i}].{f}");
+        match s {
+            Step::Send(f) => validate_frame(f, &|x| at(&format!("send.{x}")))?,
+            Step::Batch(b) => {
+                if b.frames.is_empty() {
+                    return Err((at("batch.frames"), "list at least one frame".into()));
+                }
+                for (j, f) in b.frames.iter().enumerate() {
+                    validate_frame(f, &|x| at(&format!("batch.frames[{j}].{x}")))?;
+                    if f.chop.is_some() {
+                        return Err((
+                            at(&format!("batch.frames[{j}].chop")),
+                            "chop the whole batch with `batch.chop`".into(),
+                        ));
+                    }
+                }
+                check_chop(&b.chop, at("batch.chop"))?;
+            }
+            Step::Message(m) => {
+                payload(&m.payload, at("message.payload"))?;
+                check_chop(&m.chop, at("message.chop"))?;
+                check_chop(&m.fragment, at("message.fragment"))?;
+            }
+            Step::Raw(r) => {
+                payload(&r.bytes, at("raw.bytes"))?;
+                check_chop(&r.chop, at("raw.chop"))?;
+            }
+            Step::Upgrade(u) => check_chop(&u.chop, at("upgrade.chop"))?,
+            Step::Repeat(r) => {
+                if r.times == 0 || r.times > MAX_REPEAT {
+                    return Err((at("repeat.times"), format!("must be 1-{MAX_REPEAT}")));
+                }
+                if r.steps.is_empty() {
+                    return Err((at("repeat.steps"), "list at least one step".into()));
+                }
+                let total = iterations * u64::from(r.times);
+                if total > u64::from(MAX_REPEAT) {
+                    return Err((
+                        at("repeat.times"),
+                        format!("nested repeats run {total} times, more than {MAX_REPEAT}"),
+                    ));
+                }
+                validate_steps(&r.steps, &at("repeat.steps"), total)?;
+            }
+            Step::Flood(_) if path != "steps" || i + 1 != steps.len() => {
+                return Err((
+                    at("flood"),
+                    "a flood abandons the connection: it must be the last step, outside `repeat`"
+                        .into(),
+                ));
+            }
+            Step::Flood(f) => {
+                if f.size == 0 || f.size > 16 << 20 {
+                    return Err((at("flood.size"), "must be 1 byte to 16 MiB".into()));
+                }
+                if f.total < f.size as u64 || f.total > 4 << 30 {
+                    return Err((
+                        at("flood.total"),
+                        "must be at least `size` and at most 4 GiB".into(),
+                    ));
+                }
+            }
+            Step::ExpectMessage(m) => payload(&m.payload, at("expect_message.payload"))?,
+            Step::ExpectPong(p) => payload(&p.payload, at("expect_pong.payload"))?,
+            Step::ExpectFail(c) if c.other_code.is_some() => {
+                return Err((
+                    at("expect_fail.other_code"),
+                    "only for `expect_close`".into(),
+                ));
+            }
+            Step::ExpectFail(c) | Step::ExpectClose(c) => {
+                if c.other_code == Some(Level::Info) {
+                    return Err((at("other_code"), "only `must` or `should`".into()));
+                }
+                if c.codes.is_empty() {
+                    return Err((at("codes"), "list at least one close code".into()));
+                }
+                if c.level == Some(Level::Should) && c.within.is_none() {
+                    return Err((at("level"), "`level = \"should\"` needs `within`".into()));
+                }
+                if c.level == Some(Level::Info) {
+                    return Err((at("level"), "only `must` or `should`".into()));
+                }
+            }
+            Step::ExpectResponse(r) if r.status.is_empty() => {
+                return Err((
+                    at("expect_response.status"),
+                    "list at least one status".into(),
+                ));
+            }
+            Step::ExpectResponse(r)
+                if r.may_upgrade && !r.status.iter().any(|s| s.matches(101)) =>
+            {
+                return Err((
+                    at("expect_response.status"),
+                    "`may_upgrade` needs 101 in `status`".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::Script as CaseScript;
+
+    /// Every `ws.utf8.valid-*` message is valid UTF-8 and every
+    /// `ws.utf8.invalid-*` message is not, by Rust's RFC 3629 validator: the
+    /// hand-derived tables cannot drift from their names.
+    #[test]
+    fn utf8_tables_match_their_names() {
+        let cases = crate::case::file::load_embedded().expect("cases load");
+        let mut checked = 0;
+        for c in cases.iter().filter(|c| c.family == "ws.utf8") {
+            let slug = c.id.trim_start_matches("ws.utf8.");
+            let want_valid = if slug.starts_with("valid-") {
+                true
+            } else if slug.starts_with("invalid-") {
+                false
+            } else {
+                continue;
+            };
+            let CaseScript::Ws(s) = &c.script else {
+                unreachable!()
+            };
+            let text: Vec<u8> = s
+                .steps
+                .iter()
+                .filter_map(|st| match st {
+                    Step::Message(m) => Some(m.payload.bytes()),
+                    Step::Send(f) => Some(f.payload.bytes()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            assert_eq!(
+                std::str::from_utf8(&text).is_ok(),
+                want_valid,
+                "{}: {text:02x?}",
+                c.id
+            );
+            checked += 1;
+        }
+        assert!(checked > 130, "only {checked} ws.utf8 cases checked");
+    }
+
+    fn load(steps: &str) -> Result<(), String> {
+        let text = format!(
+            "family = \"ws.t\"\n[[case]]\nslug = \"x\"\ntitle = \"t\"\nspec = \"s\"\nlevel = \"must\"\nsteps = [\n{steps}\n]\n"
+        );
+        crate::case::file::parse_file("t.toml", &text)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn new_steps_parse() {
+        load(r#"
+          { batch = { chop = 1, frames = [{ opcode = "text", payload = "a", fin = false }, { opcode = "continuation" }] } },
+          { repeat = { times = 3, steps = [{ message = { type = "text", payload = "x" } }, { expect_message = { type = "text", payload = "x" } }] } },
+          { expect_fail = { codes = [1007], within = "500ms", level = "should" } },
+          { expect_close = { codes = [1000], other_code = "should" } },
+          { expect_pong = { within = "1s" } },
+          { reconnect = {} },
+          { upgrade = { origin = "disallowed" } },
+          { expect_response = { status = [101, "4xx"], may_upgrade = true, or_tcp_close = true } },
+          { expect_idle_close = { slack = "1s" } },
+          { flood = { type = "binary", size = 1024, total = 1048576, stall = "500ms" } },
+        "#)
+        .unwrap();
+    }
+
+    #[test]
+    fn new_steps_are_validated() {
+        let err = |steps: &str| load(steps).unwrap_err();
+        assert!(
+            err(r#"{ repeat = { times = 0, steps = [{ pause = "1ms" }] } }"#)
+                .contains("repeat.times")
+        );
+        assert!(
+            err(r#"{ repeat = { times = 1000, steps = [{ repeat = { times = 1000, steps = [{ pause = "1ms" }] } }] } }"#)
+                .contains("nested repeats")
+        );
+        assert!(err(r#"{ repeat = { times = 2, steps = [] } }"#).contains("at least one step"));
+        assert!(
+            err(r#"{ flood = { type = "binary", size = 10, total = 100, stall = "1s" } }, { pause = "1ms" }"#)
+                .contains("last step")
+        );
+        assert!(
+            err(r#"{ flood = { type = "binary", size = 10, total = 5, stall = "1s" } }"#)
+                .contains("flood.total")
+        );
+        assert!(
+            err(r#"{ expect_fail = { codes = [1002], level = "should" } }"#)
+                .contains("needs `within`")
+        );
+        assert!(err(r#"{ expect_fail = { other_code = "should" } }"#).contains("expect_close"));
+        assert!(
+            err(r#"{ batch = { frames = [{ opcode = "text", chop = 1 }] } }"#)
+                .contains("batch.chop")
+        );
+        assert!(
+            err(r#"{ expect_response = { status = ["4xx"], may_upgrade = true } }"#)
+                .contains("101")
+        );
     }
 }
