@@ -10,8 +10,6 @@ use pushspec::case::select::{Patterns, Selection};
 use pushspec::engine::{self, Plan, Targets};
 use pushspec::outcome::Outcome;
 use pushspec::profile::{Capabilities, Profile};
-use pushspec::sse::run::SseTarget;
-use pushspec::target::{parse_http, parse_ws};
 use pushspec::ws::run::Settings;
 use pushspec_reference_server::{Config, Server};
 
@@ -41,13 +39,7 @@ fn suite(c: &mut Criterion) {
             b.iter(|| {
                 let plan = Plan {
                     cases: cases.clone(),
-                    targets: Targets {
-                        ws: Some(parse_ws(&format!("ws://{addr}/")).unwrap()),
-                        sse: Some(SseTarget {
-                            stream: parse_http(&format!("http://{addr}/events")).unwrap(),
-                            publish: Some(parse_http(&format!("http://{addr}/publish")).unwrap()),
-                        }),
-                    },
+                    targets: Targets::reference(addr),
                     settings: Settings {
                         timeout: Duration::from_secs(2),
                         max_message: 64 << 20,

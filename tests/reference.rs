@@ -11,8 +11,6 @@ use pushspec::engine::{self, Plan, Targets};
 use pushspec::outcome::{CaseResult, Outcome};
 use pushspec::profile::{Capabilities, Profile};
 use pushspec::report::console;
-use pushspec::sse::run::SseTarget;
-use pushspec::target::{parse_http, parse_ws};
 use pushspec::transcript::Dir;
 use pushspec::ws::run::Settings;
 use pushspec_reference_server::{Config, Server};
@@ -26,13 +24,7 @@ async fn run_all() -> Vec<CaseResult> {
     let addr = server.local_addr();
     let plan = Plan {
         cases: load_embedded().expect("case files load"),
-        targets: Targets {
-            ws: Some(parse_ws(&format!("ws://{addr}/")).unwrap()),
-            sse: Some(SseTarget {
-                stream: parse_http(&format!("http://{addr}/events")).unwrap(),
-                publish: Some(parse_http(&format!("http://{addr}/publish")).unwrap()),
-            }),
-        },
+        targets: Targets::reference(addr),
         settings: Settings {
             timeout: Duration::from_secs(5),
             max_message: 64 << 20,

@@ -300,11 +300,7 @@ async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write +
             .await
             .map_err(ConfigError::Embedded)?;
         let addr = server.local_addr();
-        targets.ws = Some(target::parse_ws(&format!("ws://{addr}/"))?);
-        targets.sse = Some(SseTarget {
-            stream: target::parse_http(&format!("http://{addr}/events"))?,
-            publish: Some(target::parse_http(&format!("http://{addr}/publish"))?),
-        });
+        targets = Targets::reference(addr);
         profile.get_or_insert_with(Profile::reference);
         let _ = writeln!(out, "testing the embedded reference server on {addr}");
         // Its own thread and runtime, like a separate process: the harness's

@@ -21,6 +21,27 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// The endpoints the reference server serves at `addr`: WebSocket echo
+    /// on `/`, SSE on `/events`, publishing on `/publish`.
+    pub fn reference(addr: std::net::SocketAddr) -> Targets {
+        let http = |path: &str| crate::target::HttpTarget {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            path: path.to_string(),
+        };
+        Targets {
+            ws: Some(WsTarget {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                path: "/".to_string(),
+            }),
+            sse: Some(SseTarget {
+                stream: http("/events"),
+                publish: Some(http("/publish")),
+            }),
+        }
+    }
+
     pub fn serves(&self, p: Protocol) -> bool {
         match p {
             Protocol::Ws => self.ws.is_some(),
@@ -39,6 +60,25 @@ pub struct Plan {
     pub jobs: usize,
 }
 
+/// Slack on top of a driver's own deadlines before the engine cuts a case off.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Runs a driver with a hard bound: past `budget` the case fails (the
+/// target never let it finish) instead of hanging the run.
+pub async fn within(budget: Duration, driver: impl Future<Output = Run>) -> Run {
+    match tokio::time::timeout(budget, driver).await {
+        Ok(run) => run,
+        Err(_) => Run {
+            failure: Some(Finding::new(
+                format!("the case did not finish within {budget:?}"),
+                "the target answers within the case budget",
+                "still waiting",
+            )),
+            ..Run::default()
+        },
+    }
+}
+
 /// Runs one case and judges it.
 pub async fn run_case(
     case: &Case,
@@ -55,29 +95,18 @@ pub async fn run_case(
             ..Run::default()
         }
     } else {
-        let budget = crate::ws::run::budget(settings.timeout, caps) + Duration::from_secs(5);
-        let fut = async {
-            match (&case.script, &targets.ws, &targets.sse) {
-                (Script::Ws(s), Some(target), _) => {
-                    crate::ws::run::run(s, target, settings, caps, &t).await
-                }
-                (Script::Sse(s), _, Some(target)) => {
-                    crate::sse::run::run(s, target, settings, caps, &t).await
-                }
-                _ => Run {
-                    unsupported: Some("no target given for this protocol".into()),
-                    ..Run::default()
-                },
+        match (&case.script, &targets.ws, &targets.sse) {
+            (Script::Ws(s), Some(target), _) => {
+                let budget = crate::ws::run::budget(settings.timeout, caps) + GRACE;
+                within(budget, crate::ws::run::run(s, target, settings, caps, &t)).await
             }
-        };
-        match tokio::time::timeout(budget, fut).await {
-            Ok(run) => run,
-            Err(_) => Run {
-                failure: Some(Finding::new(
-                    format!("the case did not finish within {budget:?}"),
-                    "the target answers within the case budget",
-                    "still waiting",
-                )),
+            // Bounds itself, from when it holds the target (SSE cases that
+            // publish take turns), so queueing cannot eat into its budget.
+            (Script::Sse(s), _, Some(target)) => {
+                crate::sse::run::run(s, target, settings, caps, &t).await
+            }
+            _ => Run {
+                unsupported: Some("no target given for this protocol".into()),
                 ..Run::default()
             },
         }

@@ -95,6 +95,22 @@ pub async fn run(
     t: &Transcript,
 ) -> Run {
     let _guard = lock_for(script, target).await;
+    let keepalive = caps
+        .profile
+        .sse
+        .keepalive
+        .map_or(Duration::from_secs(15), |d| d.0);
+    let budget = case_budget(settings.timeout) + keepalive + Duration::from_secs(5);
+    crate::engine::within(budget, drive(script, target, settings, caps, t)).await
+}
+
+async fn drive(
+    script: &Script,
+    target: &SseTarget,
+    settings: Settings,
+    caps: &Capabilities,
+    t: &Transcript,
+) -> Run {
     let mut d = Driver {
         target,
         settings,
