@@ -25,7 +25,9 @@ fn suite(c: &mut Criterion) {
     let addr = server.local_addr();
     let all = load_embedded().unwrap();
     let mut group = c.benchmark_group("suite");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     for pattern in ["ws.*", "sse.*"] {
         let sel = Selection::new(
             Patterns::new(&[pattern]).unwrap(),

@@ -61,18 +61,33 @@ async fn silent_server_gives_per_case_failures_and_partial_reports() {
     let dir = temp_dir("silent");
     let json = dir.join("r.json");
     let o = pushspec(&[
-        "run", "--ws", &format!("ws://{addr}/"), "ws.control.*", "--timeout", "200ms",
-        "--jobs", "16", "--json", json.to_str().unwrap(),
+        "run",
+        "--ws",
+        &format!("ws://{addr}/"),
+        "ws.control.*",
+        "--timeout",
+        "200ms",
+        "--jobs",
+        "16",
+        "--json",
+        json.to_str().unwrap(),
     ])
     .await;
     // No handshake possible at all: its own exit code, with every case judged.
     assert_eq!(o.code, exit::UNREACHABLE, "{}\n{}", o.stdout, o.stderr);
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let cases = report["cases"].as_array().unwrap();
     assert!(!cases.is_empty());
     for c in cases {
         assert_eq!(c["outcome"], "fail", "{c}");
-        assert!(c["reason"].as_str().unwrap().contains("opening handshake failed"), "{c}");
+        assert!(
+            c["reason"]
+                .as_str()
+                .unwrap()
+                .contains("opening handshake failed"),
+            "{c}"
+        );
     }
     assert_eq!(report["summary"]["fail"], cases.len());
 }
@@ -82,8 +97,13 @@ async fn embedded_reference_server_passes_with_valid_reports() {
     let dir = temp_dir("embedded");
     let (json, junit) = (dir.join("r.json"), dir.join("r.xml"));
     let o = pushspec(&[
-        "run", "ws.control.*", "ws.handshake.*", "--json", json.to_str().unwrap(),
-        "--junit", junit.to_str().unwrap(),
+        "run",
+        "ws.control.*",
+        "ws.handshake.*",
+        "--json",
+        json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ])
     .await;
     assert_eq!(o.code, exit::OK, "{}\n{}", o.stdout, o.stderr);
@@ -91,13 +111,22 @@ async fn embedded_reference_server_passes_with_valid_reports() {
     let last = o.stdout.lines().last().unwrap();
     assert!(last.contains(" pass") && last.contains("0 fail"), "{last}");
 
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["schema_version"], 1);
     let cases = report["cases"].as_array().unwrap();
     assert_eq!(report["summary"]["total"], cases.len());
     assert_eq!(report["summary"]["pass"], cases.len());
     for c in cases {
-        for field in ["id", "outcome", "level", "spec", "title", "duration_ms", "reason"] {
+        for field in [
+            "id",
+            "outcome",
+            "level",
+            "spec",
+            "title",
+            "duration_ms",
+            "reason",
+        ] {
             assert!(!c[field].is_null(), "{field} missing in {c}");
         }
     }
@@ -142,16 +171,34 @@ async fn known_failing_file_turns_failures_into_xfail_and_stale_entries_fail() {
 
     let o = pushspec(&["run", "--cases", cases]).await;
     assert_eq!(o.code, exit::FAILED, "{}", o.stdout);
-    assert!(o.stdout.contains("FAIL ws.selftest.pong-for-text"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("FAIL ws.selftest.pong-for-text"),
+        "{}",
+        o.stdout
+    );
 
     let kf = dir.join("known-failing.txt");
     std::fs::write(&kf, "# expected\nws.selftest.pong-for-text\n").unwrap();
-    let o = pushspec(&["run", "--cases", cases, "--known-failing", kf.to_str().unwrap()]).await;
+    let o = pushspec(&[
+        "run",
+        "--cases",
+        cases,
+        "--known-failing",
+        kf.to_str().unwrap(),
+    ])
+    .await;
     assert_eq!(o.code, exit::OK, "{}", o.stdout);
     assert!(o.stdout.contains("xfail"), "{}", o.stdout);
 
     std::fs::write(&kf, "ws.selftest.*  # stale for echo\n").unwrap();
-    let o = pushspec(&["run", "--cases", cases, "--known-failing", kf.to_str().unwrap()]).await;
+    let o = pushspec(&[
+        "run",
+        "--cases",
+        cases,
+        "--known-failing",
+        kf.to_str().unwrap(),
+    ])
+    .await;
     assert_eq!(o.code, exit::FAILED, "{}", o.stdout);
     assert!(o.stdout.contains("XPASS ws.selftest.echo"), "{}", o.stdout);
 }
@@ -195,7 +242,12 @@ async fn list_and_show_describe_cases() {
     let o = pushspec(&["list", "ws.control.*", "--json"]).await;
     assert_eq!(o.code, exit::OK);
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
-    let ids: Vec<&str> = v.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&"ws.control.ping-126-byte"), "{ids:?}");
     assert!(ids.iter().all(|i| i.starts_with("ws.control.")));
     let o = pushspec(&["show", "ws.control.ping-126-byte"]).await;

@@ -205,15 +205,30 @@ fn list(args: ListArgs, out: &mut dyn Write) -> Result<i32, ConfigError> {
                 })
             })
             .collect();
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("serialises"));
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).expect("serialises")
+        );
     } else {
         let w = chosen.iter().map(|c| c.id.len()).max().unwrap_or(0);
         let ws = chosen.iter().map(|c| c.spec.len()).max().unwrap_or(0);
         for c in &chosen {
-            let _ = writeln!(out, "{:<w$}  {:<6}  {:<ws$}  {}", c.id, c.level.to_string(), c.spec, c.title);
+            let _ = writeln!(
+                out,
+                "{:<w$}  {:<6}  {:<ws$}  {}",
+                c.id,
+                c.level.to_string(),
+                c.spec,
+                c.title
+            );
         }
     }
-    Ok(if chosen.is_empty() { exit::NO_CASES } else { exit::OK })
+    Ok(if chosen.is_empty() {
+        exit::NO_CASES
+    } else {
+        exit::OK
+    })
 }
 
 fn show(id: &str, dir: Option<PathBuf>, out: &mut dyn Write) -> Result<i32, ConfigError> {
@@ -237,7 +252,15 @@ fn show(id: &str, dir: Option<PathBuf>, out: &mut dyn Write) -> Result<i32, Conf
     match &c.script {
         Script::Ws(s) => {
             if s.handshake {
-                let _ = writeln!(out, "  (opening handshake{})", if s.protocols.is_empty() { String::new() } else { format!(", offering {:?}", s.protocols) });
+                let _ = writeln!(
+                    out,
+                    "  (opening handshake{})",
+                    if s.protocols.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", offering {:?}", s.protocols)
+                    }
+                );
             }
             for st in &s.steps {
                 let _ = writeln!(out, "  {st:?}");
@@ -260,7 +283,10 @@ async fn serve(listen: SocketAddr, out: &mut (dyn Write + Send)) -> Result<i32, 
         .await
         .map_err(ConfigError::Embedded)?;
     let addr = server.local_addr();
-    let _ = writeln!(out, "pushspec reference server: ws://{addr}/ (echo), http://{addr}/events (SSE), http://{addr}/publish (POST)");
+    let _ = writeln!(
+        out,
+        "pushspec reference server: ws://{addr}/ (echo), http://{addr}/events (SSE), http://{addr}/publish (POST)"
+    );
     let _ = out.flush();
     tokio::select! {
         _ = server.run() => {}
@@ -269,7 +295,11 @@ async fn serve(listen: SocketAddr, out: &mut (dyn Write + Send)) -> Result<i32, 
     Ok(exit::OK)
 }
 
-async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> Result<i32, ConfigError> {
+async fn run(
+    args: RunArgs,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> Result<i32, ConfigError> {
     if args.jobs == 0 {
         return Err(ConfigError::Jobs);
     }
@@ -288,7 +318,11 @@ async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write +
     if let Some(sse) = &args.sse {
         targets.sse = Some(SseTarget {
             stream: target::parse_http(sse)?,
-            publish: args.publish.as_deref().map(target::parse_http).transpose()?,
+            publish: args
+                .publish
+                .as_deref()
+                .map(target::parse_http)
+                .transpose()?,
         });
     } else if args.publish.is_some() {
         return Err(ConfigError::PublishWithoutSse);
@@ -296,9 +330,10 @@ async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write +
 
     // With no target, test the embedded reference server.
     let _embedded = if targets.ws.is_none() && targets.sse.is_none() {
-        let server = pushspec_reference_server::Server::bind(([127, 0, 0, 1], 0).into(), Default::default())
-            .await
-            .map_err(ConfigError::Embedded)?;
+        let server =
+            pushspec_reference_server::Server::bind(([127, 0, 0, 1], 0).into(), Default::default())
+                .await
+                .map_err(ConfigError::Embedded)?;
         let addr = server.local_addr();
         targets = Targets::reference(addr);
         profile.get_or_insert_with(Profile::reference);
@@ -316,7 +351,10 @@ async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write +
         .filter(|c| selection.selects(&c.id) && targets.serves(c.protocol()))
         .collect();
     if chosen.is_empty() {
-        let _ = writeln!(err, "pushspec: no case selected (check the patterns and which targets are given)");
+        let _ = writeln!(
+            err,
+            "pushspec: no case selected (check the patterns and which targets are given)"
+        );
         return Ok(exit::NO_CASES);
     }
 
@@ -332,7 +370,11 @@ async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write +
         && chosen.iter().any(|c| c.protocol() == Protocol::Sse)
     {
         let t = &sse.stream;
-        let probe = crate::ws::run::WsTarget { host: t.host.clone(), port: t.port, path: t.path.clone() };
+        let probe = crate::ws::run::WsTarget {
+            host: t.host.clone(),
+            port: t.port,
+            path: t.path.clone(),
+        };
         if let Err(e) = probe.connect(Duration::from_secs(3)).await {
             let _ = writeln!(err, "pushspec: {e}");
             return Ok(exit::UNREACHABLE);
@@ -399,18 +441,32 @@ async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write +
     }
     let mut results = std::mem::take(&mut *done.lock().unwrap_or_else(|e| e.into_inner()));
     // Report in case order, whatever order they finished in.
-    let order: std::collections::HashMap<&str, usize> =
-        ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let order: std::collections::HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
     results.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
     let finished: std::collections::HashSet<&str> = results.iter().map(|r| r.id.as_str()).collect();
-    let not_run: Vec<String> = ids.iter().filter(|id| !finished.contains(id.as_str())).cloned().collect();
+    let not_run: Vec<String> = ids
+        .iter()
+        .filter(|id| !finished.contains(id.as_str()))
+        .cloned()
+        .collect();
 
     let info = RunInfo {
         started,
         duration: t0.elapsed(),
-        ws_target: targets.ws.as_ref().map(|t| format!("ws://{}{}", t.authority(), t.path)),
+        ws_target: targets
+            .ws
+            .as_ref()
+            .map(|t| format!("ws://{}{}", t.authority(), t.path)),
         sse_target: targets.sse.as_ref().map(|t| t.stream.url()),
-        publish: targets.sse.as_ref().and_then(|t| t.publish.as_ref()).map(|p| p.url()),
+        publish: targets
+            .sse
+            .as_ref()
+            .and_then(|t| t.publish.as_ref())
+            .map(|p| p.url()),
         strict,
         interrupted,
         not_run,
@@ -418,12 +474,20 @@ async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write +
     let _ = report::console::details(out, &results);
     let _ = report::console::summary(out, &info, &results);
     if let Some(p) = &args.json {
-        report::write_file(p, report::json::render(&info, &results).as_bytes())
-            .map_err(|source| ConfigError::Report { file: p.display().to_string(), source })?;
+        report::write_file(p, report::json::render(&info, &results).as_bytes()).map_err(
+            |source| ConfigError::Report {
+                file: p.display().to_string(),
+                source,
+            },
+        )?;
     }
     if let Some(p) = &args.junit {
-        report::write_file(p, report::junit::render(&info, &results).as_bytes())
-            .map_err(|source| ConfigError::Report { file: p.display().to_string(), source })?;
+        report::write_file(p, report::junit::render(&info, &results).as_bytes()).map_err(
+            |source| ConfigError::Report {
+                file: p.display().to_string(),
+                source,
+            },
+        )?;
     }
     if interrupted {
         return Ok(exit::INTERRUPTED);
@@ -434,7 +498,11 @@ async fn run(args: RunArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write +
         .count();
     let handshakes_failed = results.iter().filter(|r| r.handshake_failed).count();
     if handshakes_tried > 0 && handshakes_failed == handshakes_tried {
-        let _ = writeln!(err, "pushspec: no WebSocket handshake succeeded ({handshakes_failed} of {handshakes_tried} cases): is {} a WebSocket endpoint?", info.ws_target.as_deref().unwrap_or("the target"));
+        let _ = writeln!(
+            err,
+            "pushspec: no WebSocket handshake succeeded ({handshakes_failed} of {handshakes_tried} cases): is {} a WebSocket endpoint?",
+            info.ws_target.as_deref().unwrap_or("the target")
+        );
         return Ok(exit::UNREACHABLE);
     }
     Ok(if results.iter().any(|r| r.outcome.fails_run(strict)) {

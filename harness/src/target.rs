@@ -42,9 +42,15 @@ fn split(url: &str, rest: &str) -> Result<(String, u16, String), UrlError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
     let (host, port) = if let Some(v6) = auth.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or_else(|| UrlError::Authority(url.into()))?;
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| UrlError::Authority(url.into()))?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| UrlError::Authority(url.into()))?,
             None if after.is_empty() => 80,
@@ -53,7 +59,10 @@ fn split(url: &str, rest: &str) -> Result<(String, u16, String), UrlError> {
         (h.to_string(), port)
     } else {
         match auth.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| UrlError::Authority(url.into()))?),
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| UrlError::Authority(url.into()))?,
+            ),
             None => (auth.to_string(), 80),
         }
     };
@@ -67,7 +76,9 @@ pub fn parse_ws(url: &str) -> Result<WsTarget, UrlError> {
     if url.starts_with("wss://") {
         return Err(UrlError::Tls(url.into()));
     }
-    let rest = url.strip_prefix("ws://").ok_or_else(|| UrlError::NotWs(url.into()))?;
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| UrlError::NotWs(url.into()))?;
     let (host, port, path) = split(url, rest)?;
     Ok(WsTarget { host, port, path })
 }
@@ -76,7 +87,9 @@ pub fn parse_http(url: &str) -> Result<HttpTarget, UrlError> {
     if url.starts_with("https://") {
         return Err(UrlError::Tls(url.into()));
     }
-    let rest = url.strip_prefix("http://").ok_or_else(|| UrlError::NotHttp(url.into()))?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| UrlError::NotHttp(url.into()))?;
     let (host, port, path) = split(url, rest)?;
     Ok(HttpTarget { host, port, path })
 }
@@ -88,13 +101,25 @@ mod tests {
     #[test]
     fn urls() {
         let t = parse_ws("ws://127.0.0.1:9001/echo?x=1").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("127.0.0.1", 9001, "/echo?x=1"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("127.0.0.1", 9001, "/echo?x=1")
+        );
         let t = parse_ws("ws://[::1]:9/").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.authority()), ("::1", 9, "[::1]:9".to_string()));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.authority()),
+            ("::1", 9, "[::1]:9".to_string())
+        );
         assert_eq!(parse_ws("ws://localhost").unwrap().path, "/");
         assert!(matches!(parse_ws("wss://x/"), Err(UrlError::Tls(_))));
         assert!(matches!(parse_ws("http://x/"), Err(UrlError::NotWs(_))));
-        assert!(matches!(parse_ws("ws://x:99999/"), Err(UrlError::Authority(_))));
-        assert_eq!(parse_http("http://127.0.0.1:8080/events").unwrap().url(), "http://127.0.0.1:8080/events");
+        assert!(matches!(
+            parse_ws("ws://x:99999/"),
+            Err(UrlError::Authority(_))
+        ));
+        assert_eq!(
+            parse_http("http://127.0.0.1:8080/events").unwrap().url(),
+            "http://127.0.0.1:8080/events"
+        );
     }
 }

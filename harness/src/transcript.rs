@@ -133,9 +133,16 @@ pub fn render(entries: &[Entry], with_time: bool) -> String {
 pub fn preview(bytes: &[u8]) -> String {
     const MAX_CHARS: usize = 40;
     match std::str::from_utf8(bytes) {
-        Ok(s) if s.chars().all(|c| !c.is_control() || c == '\n' || c == '\r' || c == '\t') => {
+        Ok(s)
+            if s.chars()
+                .all(|c| !c.is_control() || c == '\n' || c == '\r' || c == '\t') =>
+        {
             let shown: String = s.chars().take(MAX_CHARS).collect();
-            let more = if s.chars().count() > MAX_CHARS { "..." } else { "" };
+            let more = if s.chars().count() > MAX_CHARS {
+                "..."
+            } else {
+                ""
+            };
             format!("{:?}{more}", shown)
         }
         _ => {

@@ -149,7 +149,9 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
         _ => {
             return Err(invalid(
                 family_line,
-                format!("field `family`: {family:?} is not `ws.<name>` or `sse.<name>` (lowercase, digits, `-`)"),
+                format!(
+                    "field `family`: {family:?} is not `ws.<name>` or `sse.<name>` (lowercase, digits, `-`)"
+                ),
             ));
         }
     };
@@ -176,10 +178,7 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
                 .find(|s| !s.is_empty() && !s.ends_with(']'))
                 .unwrap_or(path);
             let at = find_key_line(case_text, leaf).map_or(line, |l| line + l);
-            invalid(
-                at,
-                format!("case `{slug_hint}`: field `{path}`: {msg}"),
-            )
+            invalid(at, format!("case `{slug_hint}`: field `{path}`: {msg}"))
         };
         let combos = expand_params(&mut table).map_err(|(p, m)| field_error(&p, &m))?;
         for (i, combo) in combos.iter().enumerate() {
@@ -249,7 +248,8 @@ fn is_slug(s: &str) -> bool {
 /// The line (0-based, relative to the case) where `key` is first assigned.
 fn find_key_line(case_text: &str, key: &str) -> Option<usize> {
     case_text.lines().position(|l| {
-        let l = l.trim_start_matches(|c: char| c.is_whitespace() || c == '[' || c == '{' || c == ',');
+        let l =
+            l.trim_start_matches(|c: char| c.is_whitespace() || c == '[' || c == '{' || c == ',');
         l.split(['=', '.', '{', ',', ' '])
             .next()
             .is_some_and(|k| k.trim_matches('"') == key)
@@ -331,7 +331,9 @@ fn substitute(v: &mut Value, combo: &Combo, path: &str) -> Result<(), (String, S
                         _ => {
                             return Err((
                                 path.to_string(),
-                                format!("parameter `{k}` is a table or list and cannot be spliced into a string"),
+                                format!(
+                                    "parameter `{k}` is a table or list and cannot be spliced into a string"
+                                ),
                             ));
                         }
                     };
@@ -352,7 +354,11 @@ fn substitute(v: &mut Value, combo: &Combo, path: &str) -> Result<(), (String, S
         }
         Value::Table(t) => {
             for (k, item) in t.iter_mut() {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 substitute(item, combo, &p)?;
             }
             Ok(())
@@ -368,7 +374,9 @@ fn leftover_placeholder(s: &str) -> Option<&str> {
         if let Some(end) = after.find('}') {
             let name = &after[..end];
             if !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
                 && name.as_bytes()[0].is_ascii_lowercase()
             {
                 return Some(name);

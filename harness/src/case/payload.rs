@@ -27,7 +27,9 @@ pub struct PayloadTable {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PayloadError {
-    #[error("payload table must use exactly one of `text`, `hex`, `repeat`+`len`, `pattern`, `code`")]
+    #[error(
+        "payload table must use exactly one of `text`, `hex`, `repeat`+`len`, `pattern`, `code`"
+    )]
     Ambiguous,
     #[error("`repeat` needs `len` (and a non-empty string)")]
     RepeatWithoutLen,
@@ -62,7 +64,8 @@ impl Payload {
                 if t.repeat.is_some() && (t.len.is_none() || t.repeat.as_deref() == Some("")) {
                     return Err(PayloadError::RepeatWithoutLen);
                 }
-                if (t.len.is_some() && t.repeat.is_none()) || (t.reason.is_some() && t.code.is_none())
+                if (t.len.is_some() && t.repeat.is_none())
+                    || (t.reason.is_some() && t.code.is_none())
                 {
                     return Err(PayloadError::Stray);
                 }
@@ -175,7 +178,10 @@ mod tests {
     #[test]
     fn forms_materialise() {
         assert_eq!(Payload::Text("hé".into()).bytes(), "hé".as_bytes());
-        assert_eq!(table(|t| t.hex = Some("ce ba".into())).bytes(), [0xce, 0xba]);
+        assert_eq!(
+            table(|t| t.hex = Some("ce ba".into())).bytes(),
+            [0xce, 0xba]
+        );
         let r = table(|t| {
             t.repeat = Some("ab".into());
             t.len = Some(5)

@@ -115,7 +115,10 @@ mod tests {
         assert!(sel.selects("ws.control.ping-empty"));
         assert!(!sel.selects("ws.control.ping-126"));
         assert!(!sel.selects("ws.framing.text-0"));
-        let all = Selection::new(Patterns::new::<&str>(&[]).unwrap(), Patterns::new::<&str>(&[]).unwrap());
+        let all = Selection::new(
+            Patterns::new::<&str>(&[]).unwrap(),
+            Patterns::new::<&str>(&[]).unwrap(),
+        );
         assert!(all.selects("sse.data.plain"));
     }
 

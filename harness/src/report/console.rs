@@ -36,7 +36,14 @@ fn needs_attention(o: Outcome) -> bool {
 pub fn details(out: &mut dyn Write, results: &[CaseResult]) -> io::Result<()> {
     for r in results.iter().filter(|r| needs_attention(r.outcome)) {
         writeln!(out)?;
-        writeln!(out, "{} {}  [{}, {}]", r.outcome.as_str().to_uppercase(), r.id, r.level, r.spec)?;
+        writeln!(
+            out,
+            "{} {}  [{}, {}]",
+            r.outcome.as_str().to_uppercase(),
+            r.id,
+            r.level,
+            r.spec
+        )?;
         writeln!(out, "  {}", r.title)?;
         writeln!(out, "  reason:   {}", r.reason)?;
         if let Some(e) = &r.expected {
@@ -44,7 +51,11 @@ pub fn details(out: &mut dyn Write, results: &[CaseResult]) -> io::Result<()> {
         }
         if let Some(a) = &r.actual {
             for (i, line) in a.lines().enumerate() {
-                writeln!(out, "  {}{line}", if i == 0 { "actual:   " } else { "            " })?;
+                writeln!(
+                    out,
+                    "  {}{line}",
+                    if i == 0 { "actual:   " } else { "            " }
+                )?;
             }
         }
         if !r.transcript.is_empty() && r.outcome != Outcome::Xpass {
