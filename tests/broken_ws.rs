@@ -391,7 +391,6 @@ async fn ignoring_the_version_fails_ws_handshake() {
         &[HANDSHAKE],
         Expect {
             fail: &[
-                "ws.handshake.version-8",
                 "ws.handshake.version-12",
                 "ws.handshake.version-14",
                 "ws.handshake.version-99",
