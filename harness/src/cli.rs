@@ -12,12 +12,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::case::select::{self, Patterns, Selection};
 use crate::case::{Case, Protocol, Script, file};
 use crate::engine::{self, Plan, Targets};
-use crate::outcome::{CaseResult, Outcome};
+use crate::outcome::{self, CaseResult, Outcome};
 use crate::profile::{Capabilities, Profile};
 use crate::report::{self, RunInfo};
 use crate::sse::run::SseTarget;
-use crate::target;
 use crate::ws::run::Settings;
+use crate::{probe, target};
 
 /// Exit codes (documented in the README).
 pub mod exit {
@@ -359,12 +359,26 @@ async fn run(
     }
 
     // One line and its own exit code when the target is not there at all.
+    let mut handshake_down = None;
     if let Some(ws) = &targets.ws
         && chosen.iter().any(|c| c.protocol() == Protocol::Ws)
-        && let Err(e) = ws.connect(Duration::from_secs(3)).await
     {
-        let _ = writeln!(err, "pushspec: {e}");
-        return Ok(exit::UNREACHABLE);
+        if let Err(e) = ws.connect(probe::CONNECT_WITHIN).await {
+            let _ = writeln!(err, "pushspec: {e}");
+            return Ok(exit::UNREACHABLE);
+        }
+        // A target that accepts TCP but cannot complete a handshake would
+        // make every case wait out its timeout for the same reason: those
+        // cases fail at once with that reason; the handshake cases still run.
+        if let Err(why) = probe::ws_handshake(ws, args.timeout).await {
+            let _ = writeln!(
+                err,
+                "pushspec: warning: the opening handshake with ws://{}{} failed ({why}); cases that need it fail without running",
+                ws.authority(),
+                ws.path
+            );
+            handshake_down = Some(why);
+        }
     }
     if let Some(sse) = &targets.sse
         && chosen.iter().any(|c| c.protocol() == Protocol::Sse)
@@ -389,6 +403,35 @@ async fn run(
         .collect::<std::collections::HashSet<_>>();
     let ids: Vec<String> = chosen.iter().map(|c| c.id.clone()).collect();
     let total = chosen.len();
+    let (chosen, prejudged): (Vec<Case>, Vec<Case>) = chosen
+        .into_iter()
+        .partition(|c| handshake_down.is_none() || !ws_handshake_cases.contains(&c.id));
+    let mut prejudged: Vec<CaseResult> = prejudged
+        .iter()
+        .map(|c| {
+            let why = handshake_down.as_deref().unwrap_or_default();
+            outcome::judge(
+                c,
+                outcome::Run {
+                    failure: Some(outcome::Finding::new(
+                        format!("opening handshake failed: {why} (not run: the pre-run handshake probe failed)"),
+                        "101 Switching Protocols with a valid Sec-WebSocket-Accept",
+                        why,
+                    )),
+                    handshake_failed: true,
+                    ..outcome::Run::default()
+                },
+                &crate::transcript::Transcript::new(),
+                Duration::ZERO,
+            )
+        })
+        .collect::<Vec<_>>();
+    if let Some(kf) = &known_failing {
+        for r in &mut prejudged {
+            let listed = kf.matches(&r.id);
+            outcome::apply_known_failing(r, listed, strict);
+        }
+    }
     let plan = Plan {
         cases: chosen,
         targets: targets.clone(),
@@ -408,8 +451,14 @@ async fn run(
 
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let done: Arc<Mutex<Vec<CaseResult>>> = Arc::new(Mutex::new(Vec::new()));
     let progress_out = Arc::new(Mutex::new(Vec::<u8>::new()));
+    {
+        let mut b = progress_out.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, r) in prejudged.iter().enumerate() {
+            let _ = report::console::progress(&mut *b, i + 1, total, r);
+        }
+    }
+    let done: Arc<Mutex<Vec<CaseResult>>> = Arc::new(Mutex::new(prejudged));
     let interrupted = {
         let done = done.clone();
         let buf = progress_out.clone();

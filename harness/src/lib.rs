@@ -10,6 +10,7 @@ pub mod case;
 pub mod cli;
 pub mod engine;
 pub mod outcome;
+pub mod probe;
 pub mod profile;
 pub mod report;
 pub mod sse;
