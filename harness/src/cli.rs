@@ -248,30 +248,32 @@ fn show(id: &str, dir: Option<PathBuf>, out: &mut dyn Write) -> Result<i32, Conf
         let _ = writeln!(out, "requires: {:?}", c.requires);
     }
     let _ = writeln!(out, "defined:  {}:{}", c.source.file, c.source.line);
-    let _ = writeln!(out, "steps:");
-    match &c.script {
-        Script::Ws(s) => {
-            if s.handshake {
-                let _ = writeln!(
-                    out,
-                    "  (opening handshake{})",
-                    if s.protocols.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", offering {:?}", s.protocols)
-                    }
-                );
+    if let Script::Ws(s) = &c.script {
+        let _ = writeln!(
+            out,
+            "wraps:    {}",
+            match (s.handshake, s.closing) {
+                (true, true) =>
+                    "opening handshake before the steps; closing handshake after, if still open",
+                (true, false) => "opening handshake before the steps",
+                (false, true) => "closing handshake after the steps, if upgraded and still open",
+                (false, false) => "nothing: the steps are the whole case",
             }
-            for st in &s.steps {
-                let _ = writeln!(out, "  {st:?}");
+        );
+    }
+    // The case exactly as it runs: the file's entry with parameters filled in.
+    let _ = writeln!(out);
+    for (key, value) in &c.definition {
+        match value {
+            toml::Value::Array(items) if key == "steps" => {
+                let _ = writeln!(out, "steps = [");
+                for item in items {
+                    let _ = writeln!(out, "  {item},");
+                }
+                let _ = writeln!(out, "]");
             }
-            if s.closing {
-                let _ = writeln!(out, "  (closing handshake if the connection is still open)");
-            }
-        }
-        Script::Sse(s) => {
-            for st in &s.steps {
-                let _ = writeln!(out, "  {st:?}");
+            other => {
+                let _ = writeln!(out, "{key} = {other}");
             }
         }
     }

@@ -203,6 +203,7 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
                     ),
                 ));
             }
+            let definition = rest.clone();
             let script = match protocol {
                 "ws" => Script::Ws(parse_script(rest).map_err(|(p, m)| field_error(&p, &m))?),
                 _ => Script::Sse(parse_script(rest).map_err(|(p, m)| field_error(&p, &m))?),
@@ -216,6 +217,7 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
                 requirement: common.requirement,
                 requires: common.requires,
                 script,
+                definition,
                 source: Source {
                     file: name.to_string(),
                     line,

@@ -122,6 +122,9 @@ pub struct Case {
     pub requirement: Option<String>,
     pub requires: Vec<Capability>,
     pub script: Script,
+    /// The script as the case file gives it, parameters filled in: what
+    /// `pushspec show` prints.
+    pub definition: toml::Table,
     pub source: Source,
 }
 
