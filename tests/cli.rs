@@ -238,6 +238,21 @@ async fn malformed_case_file_names_file_line_and_field() {
 }
 
 #[tokio::test]
+async fn malformed_profile_names_file_and_line() {
+    let dir = temp_dir("profile");
+    let profile = dir.join("target.toml");
+    std::fs::write(&profile, "[ws]\ndeflate = true\nmax_mesage_size = 1024\n").unwrap();
+    let o = pushspec(&["run", "--profile", profile.to_str().unwrap()]).await;
+    assert_eq!(o.code, exit::USAGE);
+    assert!(
+        o.stderr.contains(&format!("{}:3:", profile.display())),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("max_mesage_size"), "{}", o.stderr);
+}
+
+#[tokio::test]
 async fn list_and_show_describe_cases() {
     let o = pushspec(&["list", "ws.control.*", "--json"]).await;
     assert_eq!(o.code, exit::OK);
@@ -254,6 +269,11 @@ async fn list_and_show_describe_cases() {
     assert_eq!(o.code, exit::OK);
     assert!(o.stdout.contains("RFC 6455 §5.5"), "{}", o.stdout);
     assert!(o.stdout.contains("cases/ws/control.toml:"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains(r#"{ expect_fail = { codes = [1002] } },"#),
+        "{}",
+        o.stdout
+    );
     let o = pushspec(&["show", "ws.nope"]).await;
     assert_eq!(o.code, exit::USAGE);
 }
