@@ -41,7 +41,8 @@ const CLOSE: &str = "ws.close";
 const LIMITS: &str = "ws.limits";
 const TIMING: &str = "ws.timing";
 const ORIGIN: &str = "ws.origin";
-const FAMILIES: [&str; 10] = [
+const DEFLATE: &str = "ws.deflate";
+const FAMILIES: [&str; 11] = [
     HANDSHAKE,
     ORIGIN,
     FRAMING,
@@ -52,6 +53,7 @@ const FAMILIES: [&str; 10] = [
     CLOSE,
     LIMITS,
     TIMING,
+    DEFLATE,
 ];
 
 /// Cases run at once against one fixture: enough to finish in seconds,
@@ -65,10 +67,11 @@ fn settings() -> Settings {
     }
 }
 
-/// ws.limits moves tens of MiB per run: on a loaded 2-core machine an echo
-/// can take longer than 500 ms to start.
+/// ws.limits and ws.deflate move tens of MiB per run (ws.deflate inflates
+/// 32 MiB bombs): on a loaded 2-core machine an echo can take longer than
+/// 500 ms to start.
 fn settings_for(families: &[&str]) -> Settings {
-    if families.contains(&LIMITS) {
+    if families.contains(&LIMITS) || families.contains(&DEFLATE) {
         Settings {
             timeout: Duration::from_secs(2),
             ..settings()
@@ -1217,6 +1220,219 @@ async fn a_declared_idle_timeout_not_kept_is_non_strict_in_ws_timing() {
         &[TIMING],
         Expect {
             non_strict: &["ws.timing.idle-timeout-closes"],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// ws.deflate
+
+/// The profile of the deflate tests: the fixture's permessage-deflate and
+/// its message limit (which arms the decompression bomb cases).
+fn deflate_caps() -> Capabilities {
+    let mut caps = caps();
+    caps.profile.ws.deflate = true;
+    caps.profile.ws.max_message_size = Some(support::broken_ws::MAX_MESSAGE as u64);
+    caps
+}
+
+/// The compressed echo matrix: many MiB of DEFLATE each way, and only
+/// compression itself can break it.
+const ECHO_MATRIX: &[&str] = &["echo-", "params-"];
+
+/// ws.deflate ids by slug.
+fn deflate_ids(slugs: &[&str]) -> Vec<&'static str> {
+    slugs
+        .iter()
+        .map(|s| {
+            let id = format!("{DEFLATE}.{s}");
+            cases()
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap_or_else(|| panic!("no case {id}"))
+                .id
+                .as_str()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_fixture_passes_ws_deflate() {
+    prove_with(Fault::None, &deflate_caps(), &[DEFLATE], Expect::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_deflate_is_unsupported_without_the_declaration() {
+    let results = run_families(Fault::None, &caps(), &[DEFLATE]).await;
+    assert!(results.len() > 150, "{}", results.len());
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Unsupported, "{}", describe(r));
+    }
+    // The bomb cases need the declared limit too.
+    let mut caps = deflate_caps();
+    caps.profile.ws.max_message_size = None;
+    let results = run_some(Fault::None, &caps, &[DEFLATE], ECHO_MATRIX).await;
+    for id in deflate_ids(&["bomb", "bomb-fail-fast", "bomb-at-limit"]) {
+        assert_eq!(results[id].outcome, Outcome::Unsupported, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_an_unoffered_param_fails_ws_deflate() {
+    // Every accepted offer without client_max_window_bits gets an answer
+    // with it.
+    let mut fail = deflate_ids(&[
+        "offer-plain",
+        "offer-server-no-context-takeover",
+        "offer-client-no-context-takeover",
+        "offer-other-extension-first",
+        "offer-list-autobahn",
+        "offer-two-lines",
+        "decline-then-accept",
+        "rfc-example-hello",
+        "rfc-example-stored-block",
+        "rfc-example-bfinal",
+        "rfc-example-two-blocks",
+        "rfc-example-shared-window",
+        "empty-message-text",
+        "empty-message-binary",
+        "empty-fragments",
+        "uncompressed-text",
+        "uncompressed-binary",
+        "interleaved-compressed-uncompressed",
+        "ping-inside-compressed-message",
+        "server-no-context-takeover-honoured",
+        "rsv1-continuation",
+        "rsv1-continuation-uncompressed",
+        "rsv1-ping",
+        "rsv1-pong",
+        "rsv1-close",
+        "rsv1-ping-inside-compressed-message",
+        "rsv1-rsv2-with-deflate",
+        "rsv1-rsv3-with-deflate",
+        "rsv2-with-deflate",
+        "rsv3-with-deflate",
+        "corrupt-reserved-btype",
+        "corrupt-stored-len",
+        "corrupt-distance-before-start",
+        "invalid-utf8-after-inflate-surrogate",
+        "invalid-utf8-after-inflate-truncated",
+        "bomb",
+        "bomb-at-limit",
+    ]);
+    fail.extend(
+        ids(DEFLATE, "offer-server-max-window-bits-")
+            .into_iter()
+            .filter(|id| !id.ends_with("-8")),
+    );
+    // The parameter sets without client_max_window_bits in the offer the
+    // fixture takes: ctx, noctx (the list's first offer has it).
+    fail.extend(
+        ids(DEFLATE, "params-ctx-")
+            .into_iter()
+            .filter(|id| !id.contains("-w")),
+    );
+    fail.extend(
+        ids(DEFLATE, "params-noctx-")
+            .into_iter()
+            .filter(|id| !id.contains("-w")),
+    );
+    prove_with(
+        Fault::DeflateAnswersUnofferedParam,
+        &deflate_caps(),
+        &[DEFLATE],
+        Expect {
+            fail: &fail,
+            non_strict: &deflate_ids(&[
+                "offer-quoted-value",
+                "invalid-utf8-fail-fast",
+                "bomb-fail-fast",
+            ]),
+            // Info cases report info whatever happens; the echo cases all
+            // offer client_max_window_bits.
+            skip: &["echo-"],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_invalid_offers_fails_ws_deflate() {
+    let mut fail = ids(DEFLATE, "decline-");
+    assert_eq!(fail.len(), 20, "{fail:?}");
+    assert!(fail.contains(&"ws.deflate.decline-then-accept"));
+    fail.sort();
+    prove_with(
+        Fault::DeflateAcceptsInvalidOffers,
+        &deflate_caps(),
+        &[DEFLATE],
+        Expect {
+            fail: &fail,
+            skip: ECHO_MATRIX,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeping_the_server_context_fails_ws_deflate() {
+    // Every case with server_no_context_takeover agreed and more than one
+    // compressed echo: the second refers back into the first.
+    let mut fail = deflate_ids(&[
+        "offer-server-no-context-takeover",
+        "offer-all-params",
+        "offer-list-autobahn",
+        "server-no-context-takeover-honoured",
+    ]);
+    for set in ["noctx", "noctx-w9", "noctx-w15", "list"] {
+        fail.extend(cases().iter().map(|c| c.id.as_str()).filter(|id| {
+            id.strip_prefix(&format!("{DEFLATE}.params-{set}-"))
+                .is_some_and(|size| size.bytes().all(|b| b.is_ascii_digit()))
+        }));
+    }
+    assert_eq!(fail.len(), 4 + 4 * 10);
+    prove_with(
+        Fault::DeflateKeepsServerContext,
+        &deflate_caps(),
+        &[DEFLATE],
+        Expect {
+            fail: &fail,
+            skip: &["echo-"],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_rsv1_on_continuations_fails_ws_deflate() {
+    prove_with(
+        Fault::DeflateAcceptsRsv1Continuation,
+        &deflate_caps(),
+        &[DEFLATE],
+        Expect {
+            fail: &deflate_ids(&["rsv1-continuation", "rsv1-continuation-uncompressed"]),
+            skip: ECHO_MATRIX,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inflating_without_a_limit_fails_ws_deflate() {
+    prove_with(
+        Fault::DeflateNoInflateLimit,
+        &deflate_caps(),
+        &[DEFLATE],
+        Expect {
+            fail: &deflate_ids(&["bomb"]),
+            non_strict: &deflate_ids(&["bomb-fail-fast"]),
+            skip: ECHO_MATRIX,
             ..Expect::default()
         },
     )

@@ -87,10 +87,19 @@ impl Profile {
         })
     }
 
-    /// The profile of the embedded reference server.
+    /// The profile of the embedded reference server (default config):
+    /// permessage-deflate, its message limit (64 MiB, also the harness's
+    /// own cap; no other case sends more than 16 MiB, so declaring it only
+    /// arms the decompression bomb cases of `ws.deflate`), and its SSE
+    /// publish contract.
     pub fn reference() -> Profile {
+        let ws = pushspec_reference_server::WsConfig::default();
         Profile {
-            ws: WsProfile::default(),
+            ws: WsProfile {
+                deflate: ws.deflate,
+                max_message_size: Some(ws.max_message_size as u64),
+                ..WsProfile::default()
+            },
             sse: SseProfile {
                 replay: Some(true),
                 finish: None,

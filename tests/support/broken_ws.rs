@@ -12,6 +12,14 @@
 //! profile: only [`ALLOWED_ORIGIN`] (or no `Origin`) may connect, and it
 //! keeps idle connections open.
 //!
+//! It supports permessage-deflate (RFC 7692, with `flate2`): the first
+//! valid offer is accepted and answered as made (`server_max_window_bits=8`
+//! is declined: zlib cannot deflate with a 256-byte window), compressed
+//! messages are inflated frame by frame as they arrive (limit
+//! [`MAX_MESSAGE`], 1009; invalid data 1002; UTF-8 checked on the inflated
+//! bytes), and echoed compressed; uncompressed ones are echoed
+//! uncompressed.
+//!
 //! Every read and write has a timeout and every buffer is bounded (except
 //! the outbox of [`Fault::UnboundedBuffering`], which is the point). After
 //! sending a close frame the server shuts down its write side and drains
@@ -29,6 +37,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use pushspec::ws::frame::{self, Frame, FrameError, Header, Opcode};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -140,13 +149,30 @@ pub enum Fault {
     UnboundedBuffering,
     /// Closes connections idle for [`IDLE_CLOSE`] with 1001.
     ClosesIdleConnections,
+
+    // ws.deflate
+    /// Answers `client_max_window_bits=15` when the accepted offer does not
+    /// contain `client_max_window_bits` (RFC 7692 §7.1.2.2: MUST NOT).
+    DeflateAnswersUnofferedParam,
+    /// Accepts the first `permessage-deflate` offer whatever its
+    /// parameters, echoing them as they came (§5: MUST decline).
+    DeflateAcceptsInvalidOffers,
+    /// Answers `server_no_context_takeover` but keeps its compressor's
+    /// context across messages (§7.1.1.1).
+    DeflateKeepsServerContext,
+    /// Takes RSV1 on a continuation frame as if it were clear (§6.1).
+    DeflateAcceptsRsv1Continuation,
+    /// Inflates without a size limit: a decompression bomb is inflated whole
+    /// and echoed.
+    DeflateNoInflateLimit,
 }
 
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Largest request head buffered before answering 431.
 const MAX_HEAD: usize = 16 * 1024;
-/// Largest frame payload and reassembled message (close 1009 above it).
-const MAX_MESSAGE: usize = 32 << 20;
+/// Largest frame payload and reassembled (or inflated) message (close 1009
+/// above it).
+pub const MAX_MESSAGE: usize = 32 << 20;
 /// How long a read may wait for a single byte.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write may take.
@@ -205,12 +231,21 @@ fn accept_for(key: &str, fault: Fault) -> String {
     STANDARD.encode(sha.finalize())
 }
 
+/// An accepted permessage-deflate offer.
+#[derive(Clone, Copy, Debug, Default)]
+struct Agreed {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: u8,
+}
+
 /// What to answer an upgrade request with.
 enum Answer {
     Upgrade {
         accept: String,
         protocol: Option<&'static str>,
         extensions: Option<String>,
+        deflate: Option<Agreed>,
     },
     Reject {
         status: u16,
@@ -234,6 +269,7 @@ impl Answer {
                 accept,
                 protocol,
                 extensions,
+                ..
             } => {
                 let mut s = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
@@ -278,6 +314,142 @@ fn values<'a>(headers: &'a [httparse::Header<'a>], name: &'a str) -> Vec<&'a [u8
         .filter(|h| h.name.eq_ignore_ascii_case(name))
         .map(|h| h.value.trim_ascii())
         .collect()
+}
+
+/// `8`..`15`, decimal without leading zeros.
+fn window_bits(v: &str) -> Option<u8> {
+    match v {
+        "8" | "9" | "10" | "11" | "12" | "13" | "14" | "15" => v.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The elements of `Sec-WebSocket-Extensions` lines: name and parameters
+/// (quoted values unquoted). `None` if a line does not parse. A simple
+/// parser: no `,` or `;` inside quoted values.
+/// An extension list element: the name and its parameters.
+type Element = (String, Vec<(String, Option<String>)>);
+
+fn extension_elements(lines: &[&[u8]]) -> Option<Vec<Element>> {
+    let mut out = Vec::new();
+    for line in lines {
+        let line = std::str::from_utf8(line).ok()?;
+        for element in line.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let mut parts = element.split(';').map(str::trim);
+            let name = parts.next()?.to_string();
+            let mut params = Vec::new();
+            for p in parts {
+                let (k, v) = match p.split_once('=') {
+                    Some((k, v)) => (k.trim(), Some(v.trim())),
+                    None => (p, None),
+                };
+                if k.is_empty() {
+                    return None;
+                }
+                let v = match v {
+                    Some(v) if v.starts_with('"') => {
+                        Some(v.strip_prefix('"')?.strip_suffix('"')?.to_string())
+                    }
+                    Some(v) => Some(v.to_string()),
+                    None => None,
+                };
+                params.push((k.to_string(), v));
+            }
+            out.push((name, params));
+        }
+    }
+    Some(out)
+}
+
+/// Picks the first acceptable permessage-deflate offer: the agreement and
+/// the answer's value.
+fn negotiate_deflate(lines: &[&[u8]], fault: Fault) -> Option<(Agreed, String)> {
+    let elements = extension_elements(lines)?;
+    for (name, params) in elements {
+        if name != "permessage-deflate" {
+            continue;
+        }
+        if fault == Fault::DeflateAcceptsInvalidOffers {
+            let mut answer = name.clone();
+            let mut a = Agreed {
+                server_max_window_bits: 15,
+                ..Agreed::default()
+            };
+            for (k, v) in &params {
+                // A bare client_max_window_bits is not answered (as by a
+                // correct server): valid offers get the correct answer.
+                if k == "client_max_window_bits" && v.is_none() {
+                    continue;
+                }
+                answer.push_str(&format!("; {k}"));
+                if let Some(v) = v {
+                    answer.push_str(&format!("={v}"));
+                }
+                match (k.as_str(), v.as_deref().and_then(window_bits)) {
+                    ("server_no_context_takeover", _) => a.server_no_context_takeover = true,
+                    ("client_no_context_takeover", _) => a.client_no_context_takeover = true,
+                    ("server_max_window_bits", Some(b)) if b > 8 => a.server_max_window_bits = b,
+                    _ => {}
+                }
+            }
+            return Some((a, answer));
+        }
+        let mut a = Agreed {
+            server_max_window_bits: 15,
+            ..Agreed::default()
+        };
+        let mut answer = String::from("permessage-deflate");
+        let mut seen: Vec<&str> = Vec::new();
+        let mut client_window = false;
+        let valid = params.iter().all(|(k, v)| {
+            if seen.contains(&k.as_str()) {
+                return false;
+            }
+            seen.push(k);
+            match (k.as_str(), v.as_deref()) {
+                ("server_no_context_takeover", None) => {
+                    a.server_no_context_takeover = true;
+                    true
+                }
+                ("client_no_context_takeover", None) => {
+                    a.client_no_context_takeover = true;
+                    true
+                }
+                // zlib cannot deflate with a 256-byte window: declined.
+                ("server_max_window_bits", Some(v)) => window_bits(v).is_some_and(|b| {
+                    a.server_max_window_bits = b;
+                    b > 8
+                }),
+                ("client_max_window_bits", None) => {
+                    client_window = true;
+                    true
+                }
+                ("client_max_window_bits", Some(v)) => {
+                    client_window = true;
+                    window_bits(v).is_some()
+                }
+                _ => false,
+            }
+        });
+        if !valid {
+            continue;
+        }
+        // Answered as offered (a bare client_max_window_bits is not answered).
+        for (k, v) in &params {
+            if k == "client_max_window_bits" && v.is_none() {
+                continue;
+            }
+            answer.push_str(&format!("; {k}"));
+            if let Some(v) = v {
+                answer.push_str(&format!("={v}"));
+            }
+        }
+        if fault == Fault::DeflateAnswersUnofferedParam && !client_window {
+            answer.push_str("; client_max_window_bits=15");
+        }
+        return Some((a, answer));
+    }
+    None
 }
 
 /// Decides the answer to a complete request head (RFC 6455 §4.2.1, §4.4).
@@ -334,18 +506,23 @@ fn answer(req: &httparse::Request<'_, '_>, fault: Fault) -> Answer {
     {
         return Answer::reject(403, "Forbidden");
     }
-    // The fixture supports no extension, so it never accepts one.
-    let extensions = match values(h, "Sec-WebSocket-Extensions").first() {
+    // permessage-deflate is the only extension the fixture supports.
+    let offers = values(h, "Sec-WebSocket-Extensions");
+    let (deflate, extensions) = match offers.first() {
         Some(offer) if fault == Fault::EchoesUnknownExtension => {
-            Some(String::from_utf8_lossy(offer).into_owned())
+            (None, Some(String::from_utf8_lossy(offer).into_owned()))
         }
-        _ => None,
+        _ => match negotiate_deflate(&offers, fault) {
+            Some((agreed, answer)) => (Some(agreed), Some(answer)),
+            None => (None, None),
+        },
     };
     Answer::Upgrade {
         accept: accept_for(&key, fault),
         // The fixture supports no subprotocol, so it never selects one.
         protocol: (fault == Fault::SelectsUnofferedProtocol).then_some("chat"),
         extensions,
+        deflate,
     }
 }
 
@@ -362,8 +539,10 @@ enum Flow {
 /// frame) being reassembled.
 struct Partial {
     opcode: Opcode,
+    /// Inflated, for a compressed message.
     payload: Vec<u8>,
     frames: u64,
+    compressed: bool,
     /// How much of a text payload is known to be valid UTF-8 (up to a
     /// character boundary).
     checked: usize,
@@ -397,6 +576,109 @@ struct Conn {
     outbox: Vec<u8>,
     /// [`Fault::AnswersAfterClose`]: handle frames until then, then finish.
     after_close: Option<Instant>,
+    /// permessage-deflate in force.
+    deflate: Option<Deflate>,
+}
+
+/// The compression state of a permessage-deflate connection.
+struct Deflate {
+    agreed: Agreed,
+    inflate: Decompress,
+    compress: Compress,
+}
+
+/// Removed from the end of a compressed message, appended before inflating.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+impl Deflate {
+    fn new(agreed: Agreed) -> Deflate {
+        Deflate {
+            agreed,
+            // A 15-bit window inflates whatever a smaller one does.
+            inflate: Decompress::new_with_window_bits(false, 15),
+            compress: Compress::new_with_window_bits(
+                Compression::default(),
+                false,
+                agreed.server_max_window_bits,
+            ),
+        }
+    }
+
+    /// Inflates `input` onto `out`: 1002 for invalid data, 1009 once `out`
+    /// would pass `limit`.
+    fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), u16> {
+        const STEP: usize = 64 * 1024;
+        loop {
+            if out.capacity() - out.len() < STEP {
+                out.reserve(STEP);
+            }
+            let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
+            let status = self
+                .inflate
+                .decompress_vec(input, out, FlushDecompress::Sync)
+                .map_err(|_| 1002u16)?;
+            let consumed = (self.inflate.total_in() - in0) as usize;
+            let produced = (self.inflate.total_out() - out0) as usize;
+            input = &input[consumed..];
+            if out.len() > limit {
+                return Err(1009);
+            }
+            if status == Status::StreamEnd {
+                // BFINAL: whatever follows starts a new stream.
+                self.inflate.reset(false);
+                if input.is_empty() {
+                    return Ok(());
+                }
+                continue;
+            }
+            let room_left = out.len() < out.capacity();
+            if input.is_empty() && room_left {
+                return Ok(());
+            }
+            if consumed == 0 && produced == 0 && room_left {
+                return Err(1002);
+            }
+        }
+    }
+
+    /// The end of a compressed message: the tail, then a reset without
+    /// client context takeover.
+    fn finish_inflate(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), u16> {
+        let r = self.inflate(&TAIL, out, limit);
+        if r.is_err() || self.agreed.client_no_context_takeover {
+            self.inflate.reset(false);
+        }
+        r
+    }
+
+    /// The compressed payload of one message (sync flush, tail removed).
+    fn compress(&mut self, message: &[u8], keep_context: bool) -> Vec<u8> {
+        if message.is_empty() {
+            return vec![0x00];
+        }
+        let mut out = Vec::with_capacity(message.len() / 2 + 64);
+        let mut input = message;
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(1024));
+            }
+            let before = self.compress.total_in();
+            self.compress
+                .compress_vec(input, &mut out, FlushCompress::Sync)
+                .expect("raw deflate with a sync flush");
+            input = &input[(self.compress.total_in() - before) as usize..];
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        if self.agreed.server_no_context_takeover && !keep_context {
+            self.compress.reset();
+        }
+        out
+    }
 }
 
 impl Conn {
@@ -412,6 +694,7 @@ impl Conn {
             deferred: Vec::new(),
             outbox: Vec::new(),
             after_close: None,
+            deflate: None,
         }
     }
 
@@ -562,7 +845,8 @@ impl Conn {
         };
         self.write_all(&answer.to_bytes()).await?;
         match answer {
-            Answer::Upgrade { .. } => {
+            Answer::Upgrade { deflate, .. } => {
+                self.deflate = deflate.map(Deflate::new);
                 // Keep any bytes that followed the head: they are frames.
                 self.buf.drain(..used);
                 Ok(true)
@@ -628,7 +912,13 @@ impl Conn {
         if h.mask.is_none() && fault != Fault::AcceptsUnmasked {
             return Err(1002);
         }
-        if h.rsv != 0 && fault != Fault::IgnoresRsv {
+        // permessage-deflate: RSV1 on the first frame of a data message.
+        let rsv1_ok = self.deflate.is_some()
+            && (matches!(h.opcode, Opcode::Text | Opcode::Binary)
+                || (fault == Fault::DeflateAcceptsRsv1Continuation
+                    && h.opcode == Opcode::Continuation));
+        let allowed = if rsv1_ok { 0b100 } else { 0 };
+        if h.rsv & !allowed != 0 && fault != Fault::IgnoresRsv {
             return Err(1002);
         }
         if h.opcode.is_reserved() && fault != Fault::IgnoresReservedOpcode {
@@ -712,6 +1002,10 @@ impl Conn {
         let Ok(Some(h)) = frame::decode_header(self.data()) else {
             return Ok(());
         };
+        // Compressed frames are validated once inflated.
+        if partial.is_some_and(|p| p.compressed) || (h.rsv != 0 && self.deflate.is_some()) {
+            return Ok(());
+        }
         let (carry, text): (&[u8], bool) = match (h.opcode, partial) {
             (Opcode::Text, _) => (&[], true),
             // The frame is judged on its own: nothing carries over.
@@ -766,12 +1060,21 @@ impl Conn {
                 if partial.is_some() && self.fault != Fault::RestartsOnNewDataFrame {
                     return Flow::Fail(1002);
                 }
+                let compressed = f.rsv & 0b100 != 0 && self.deflate.is_some();
                 let mut p = Partial {
                     opcode: f.opcode,
-                    payload: f.payload,
+                    payload: Vec::new(),
                     frames: 1,
                     checked: 0,
+                    compressed,
                 };
+                if compressed {
+                    if let Err(code) = self.inflate_into(&f.payload, &mut p.payload, f.fin) {
+                        return Flow::Fail(code);
+                    }
+                } else {
+                    p.payload = f.payload;
+                }
                 if p.opcode == Opcode::Text
                     && let Err(code) = self.check_text(&mut p, 0, f.fin)
                 {
@@ -779,7 +1082,7 @@ impl Conn {
                 }
                 if f.fin {
                     *partial = None;
-                    return self.deliver(p.opcode, p.payload).await;
+                    return self.deliver(p.opcode, p.payload, p.compressed).await;
                 }
                 if self.fault == Fault::EchoesFragmentsSeparately {
                     let piece = p.payload.clone();
@@ -797,11 +1100,17 @@ impl Conn {
                     }
                     return Flow::Fail(1002);
                 };
-                if p.payload.len() + f.payload.len() > MAX_MESSAGE {
-                    return Flow::Fail(1009);
-                }
                 let frame_start = p.payload.len();
-                p.payload.extend_from_slice(&f.payload);
+                if p.compressed {
+                    if let Err(code) = self.inflate_into(&f.payload, &mut p.payload, f.fin) {
+                        return Flow::Fail(code);
+                    }
+                } else {
+                    if p.payload.len() + f.payload.len() > MAX_MESSAGE {
+                        return Flow::Fail(1009);
+                    }
+                    p.payload.extend_from_slice(&f.payload);
+                }
                 p.frames += 1;
                 if self.fault == Fault::FragmentLimit1000 && p.frames > FRAGMENT_LIMIT {
                     return Flow::Fail(1008);
@@ -827,7 +1136,7 @@ impl Conn {
                     return Flow::Continue;
                 }
                 let p = partial.take().expect("checked above");
-                let flow = self.deliver(p.opcode, p.payload).await;
+                let flow = self.deliver(p.opcode, p.payload, p.compressed).await;
                 if !matches!(flow, Flow::Continue) {
                     return flow;
                 }
@@ -848,6 +1157,7 @@ impl Conn {
                     payload: f.payload,
                     frames: 1,
                     checked: 0,
+                    compressed: false,
                 });
                 Flow::Continue
             }
@@ -858,20 +1168,49 @@ impl Conn {
                 self.deferred.push(f.payload);
                 Flow::Continue
             }
-            Opcode::Ping | Opcode::Pong | Opcode::Close => self.deliver(f.opcode, f.payload).await,
+            Opcode::Ping | Opcode::Pong | Opcode::Close => {
+                self.deliver(f.opcode, f.payload, false).await
+            }
             // Only reached under Fault::IgnoresReservedOpcode.
             Opcode::Reserved(_) => Flow::Continue,
         }
     }
 
-    /// Handles a complete message or control frame.
-    async fn deliver(&mut self, opcode: Opcode, mut payload: Vec<u8>) -> Flow {
+    /// Inflates a frame of a compressed message onto `out` (and the tail
+    /// after the final frame): the close code if it fails.
+    fn inflate_into(&mut self, input: &[u8], out: &mut Vec<u8>, fin: bool) -> Result<(), u16> {
+        let limit = if self.fault == Fault::DeflateNoInflateLimit {
+            usize::MAX
+        } else {
+            MAX_MESSAGE
+        };
+        let d = self
+            .deflate
+            .as_mut()
+            .expect("a compressed message needs deflate");
+        d.inflate(input, out, limit)?;
+        if fin {
+            d.finish_inflate(out, limit)?;
+        }
+        Ok(())
+    }
+
+    /// Handles a complete message (`compressed`: it came compressed, and
+    /// the echo is compressed too) or control frame.
+    async fn deliver(&mut self, opcode: Opcode, mut payload: Vec<u8>, compressed: bool) -> Flow {
         match opcode {
             Opcode::Text | Opcode::Binary => {
                 if self.fault == Fault::TruncatesLongMessages {
                     payload.truncate(TRUNCATE_AT);
                 }
-                self.send(Frame::new(opcode, payload)).await
+                let keep = self.fault == Fault::DeflateKeepsServerContext;
+                match self.deflate.as_mut() {
+                    Some(d) if compressed => {
+                        let z = d.compress(&payload, keep);
+                        self.send(Frame::new(opcode, z).with_rsv(0b100)).await
+                    }
+                    _ => self.send(Frame::new(opcode, payload)).await,
+                }
             }
             Opcode::Ping => {
                 if self.fault == Fault::PongWrongPayload {

@@ -4,8 +4,8 @@
 //! harness is still writing (pipelined pings, big echoes) can never
 //! deadlock the case, and every wait has a deadline.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -15,6 +15,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
+use super::deflate::{self, Decompressor, InflateError, Offer};
 use super::frame::{self, Frame, Opcode};
 use super::handshake::Response;
 use super::step::MessageType;
@@ -27,8 +28,11 @@ pub enum Event {
     Response(Response),
     Message {
         kind: MessageType,
+        /// Inflated, if it came compressed.
         payload: Vec<u8>,
         frames: usize,
+        /// It came compressed (RSV1, permessage-deflate).
+        compressed: bool,
     },
     Ping(Vec<u8>),
     Pong(Vec<u8>),
@@ -50,12 +54,16 @@ impl Event {
                 kind,
                 payload,
                 frames,
+                compressed,
             } => {
-                let frag = if *frames > 1 {
+                let mut frag = if *frames > 1 {
                     format!(" in {frames} fragments")
                 } else {
                     String::new()
                 };
+                if *compressed {
+                    frag.push_str(" (compressed)");
+                }
                 format!(
                     "{} message of {} bytes{frag}: {}",
                     kind_name(*kind),
@@ -124,6 +132,10 @@ struct Shared {
     /// The reader stops reading from the socket (a client that stops reading).
     paused: AtomicBool,
     resume: Notify,
+    /// The permessage-deflate offers of the upgrade request, set before it
+    /// is written: the reader derives the agreement from the 101 response
+    /// with them, as the driver does.
+    offers: Mutex<Vec<Offer>>,
 }
 
 pub struct Conn {
@@ -160,6 +172,7 @@ impl Conn {
                 shared: shared.clone(),
                 transcript: transcript.clone(),
                 max: limits.max_message,
+                inflate: None,
             }
             .run(),
         );
@@ -177,6 +190,11 @@ impl Conn {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The permessage-deflate offers of the request about to be written.
+    pub fn set_offers(&self, offers: Vec<Offer>) {
+        *self.shared.offers.lock().unwrap_or_else(|e| e.into_inner()) = offers;
     }
 
     /// Quiet: data frames, pings and pongs in either direction are not
@@ -334,13 +352,18 @@ struct Reader {
     shared: Arc<Shared>,
     transcript: Transcript,
     max: u64,
+    /// permessage-deflate is in force: the server's messages may come
+    /// compressed.
+    inflate: Option<Decompressor>,
 }
 
 /// The reassembly state of a data message the target is sending.
 struct Partial {
     kind: MessageType,
+    /// Compressed, if `compressed`.
     payload: Vec<u8>,
     frames: usize,
+    compressed: bool,
 }
 
 impl Reader {
@@ -383,6 +406,9 @@ impl Reader {
                     self.buf.advance(n);
                     self.transcript.inbound(resp.describe());
                     let up = resp.status == 101;
+                    if up {
+                        self.negotiate(&resp);
+                    }
                     if !self.emit(Event::Response(resp)).await {
                         return;
                     }
@@ -485,20 +511,51 @@ impl Reader {
         }
     }
 
+    /// The agreement the driver derives too: a valid acceptance of one of
+    /// the offers. An invalid answer leaves deflate off (the driver fails
+    /// the handshake).
+    fn negotiate(&mut self, resp: &Response) {
+        let offers = self
+            .shared
+            .offers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let values: Vec<&str> = resp.headers("Sec-WebSocket-Extensions").collect();
+        if let Ok(Some(agreed)) = deflate::check_response(&offers, &values) {
+            let cap = usize::try_from(self.max).unwrap_or(usize::MAX);
+            self.inflate = Some(Decompressor::new(&agreed, cap));
+        }
+    }
+
     async fn violation(&self, v: String) {
         self.transcript.note(format!("protocol violation: {v}"));
         self.emit(Event::Violation(v)).await;
     }
 
-    /// RFC 6455 rules for frames a server sends (§5.1-§5.6, §7.4).
-    fn check(&self, f: Frame, partial: &mut Option<Partial>) -> Result<Option<Event>, String> {
+    /// RFC 6455 rules for frames a server sends (§5.1-§5.6, §7.4), and
+    /// RFC 7692's with permessage-deflate in force.
+    fn check(&mut self, f: Frame, partial: &mut Option<Partial>) -> Result<Option<Event>, String> {
         if f.mask.is_some() {
             return Err("the target masked a frame (a server MUST NOT mask, RFC 6455 §5.1)".into());
         }
-        if f.rsv != 0 {
+        let deflate = self.inflate.is_some();
+        if f.rsv != 0 && !deflate {
             return Err(format!(
                 "RSV bits {:03b} set with no extension negotiated (RFC 6455 §5.2)",
                 f.rsv
+            ));
+        }
+        if f.rsv & 0b011 != 0 {
+            return Err(format!(
+                "RSV bits {:03b} set: permessage-deflate defines only RSV1 (RFC 6455 §5.2)",
+                f.rsv
+            ));
+        }
+        if f.rsv != 0 && !matches!(f.opcode, Opcode::Text | Opcode::Binary) {
+            return Err(format!(
+                "RSV1 set on a {} frame: permessage-deflate allows it only on the first frame of a data message (RFC 7692 §6.1)",
+                f.opcode
             ));
         }
         if f.opcode.is_reserved() {
@@ -561,6 +618,7 @@ impl Reader {
                     kind,
                     payload: f.payload,
                     frames: 1,
+                    compressed: f.rsv != 0,
                 };
                 if f.fin {
                     Some(self.finish(p)?)
@@ -594,18 +652,217 @@ impl Reader {
         })
     }
 
-    fn finish(&self, p: Partial) -> Result<Event, String> {
-        if p.kind == MessageType::Text && std::str::from_utf8(&p.payload).is_err() {
-            return Err("text message is not valid UTF-8 (RFC 6455 §8.1)".into());
+    fn finish(&mut self, p: Partial) -> Result<Event, String> {
+        let payload = if p.compressed {
+            let inflate = self
+                .inflate
+                .as_mut()
+                .ok_or("compressed message without deflate")?;
+            let wire = p.payload.len();
+            let plain = inflate.decompress(&p.payload).map_err(|e| match e {
+                InflateError::TooLarge { limit } => format!(
+                    "a compressed message of {wire} bytes inflates past the harness cap of {limit} bytes"
+                ),
+                InflateError::Corrupt(e) => format!(
+                    "a compressed message of {wire} bytes does not inflate (RFC 7692 §7.2.2): {e}"
+                ),
+            })?;
+            if !self.shared.quiet.load(Ordering::SeqCst) {
+                self.transcript.inbound(format!(
+                    "  inflated {wire} bytes to {} bytes: {}",
+                    plain.len(),
+                    preview(&plain)
+                ));
+            }
+            plain
+        } else {
+            p.payload
+        };
+        if p.kind == MessageType::Text && std::str::from_utf8(&payload).is_err() {
+            let after = if p.compressed { " after inflating" } else { "" };
+            return Err(format!(
+                "text message is not valid UTF-8{after} (RFC 6455 §8.1)"
+            ));
         }
         Ok(Event::Message {
             kind: p.kind,
-            payload: p.payload,
+            payload,
             frames: p.frames,
+            compressed: p.compressed,
         })
     }
 }
 
 pub async fn shutdown(mut conn: Conn) {
     let _ = conn.write.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::deflate::{Agreed, Compressor};
+    use tokio::net::TcpListener;
+
+    /// A one-shot server: reads the request head, answers `response`, then
+    /// writes `frames` and keeps the socket open for a moment.
+    async fn serve(response: &'static str, frames: Vec<u8>) -> std::net::SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = s.write_all(response.as_bytes()).await;
+            let _ = s.write_all(&frames).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        });
+        addr
+    }
+
+    const DEFLATE_101: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+
+    fn frame(opcode: Opcode, rsv: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        frame::encode(&Frame {
+            fin,
+            rsv,
+            opcode,
+            mask: None,
+            payload: payload.to_vec(),
+        })
+    }
+
+    fn hello() -> Vec<u8> {
+        Compressor::new(&Agreed::default()).compress(b"Hello")
+    }
+
+    /// The events after the response, with `offers` made and a harness cap
+    /// of `max` bytes.
+    async fn events_after(
+        response: &'static str,
+        frames: Vec<u8>,
+        offers: &[&str],
+        max: u64,
+    ) -> Vec<Event> {
+        let addr = serve(response, frames).await;
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut c = Conn::start(
+            stream,
+            Transcript::new(),
+            Limits {
+                io_timeout: Duration::from_millis(300),
+                max_message: max,
+            },
+        );
+        c.set_offers(deflate::offers_in(offers));
+        c.write(b"GET / HTTP/1.1\r\n\r\n", None).await.unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        assert!(matches!(c.next(until).await, Some(Event::Response(_))));
+        let mut out = Vec::new();
+        while let Some(ev) = c.next(until).await {
+            let end = matches!(ev, Event::Violation(_) | Event::Closed(_));
+            out.push(ev);
+            if end {
+                break;
+            }
+        }
+        out
+    }
+
+    fn violation(events: &[Event]) -> &str {
+        match events.last() {
+            Some(Event::Violation(v)) => v,
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn compressed_messages_are_inflated() {
+        let z = hello();
+        let mut frames = frame(Opcode::Text, 4, false, &z[..2]);
+        frames.extend(frame(Opcode::Ping, 0, true, b"p"));
+        frames.extend(frame(Opcode::Continuation, 0, true, &z[2..]));
+        frames.extend(frame(Opcode::Binary, 0, true, b"plain"));
+        let ev = events_after(DEFLATE_101, frames, &["permessage-deflate"], 1 << 20).await;
+        assert_eq!(ev[0], Event::Ping(b"p".to_vec()));
+        assert_eq!(
+            ev[1],
+            Event::Message {
+                kind: MessageType::Text,
+                payload: b"Hello".to_vec(),
+                frames: 2,
+                compressed: true,
+            }
+        );
+        assert!(
+            matches!(&ev[2], Event::Message { compressed: false, payload, .. } if payload == b"plain")
+        );
+    }
+
+    #[tokio::test]
+    async fn rsv1_is_allowed_only_on_the_first_frame_of_a_data_message() {
+        let z = hello();
+        let mut frames = frame(Opcode::Text, 4, false, &z[..2]);
+        frames.extend(frame(Opcode::Continuation, 4, true, &z[2..]));
+        let ev = events_after(DEFLATE_101, frames, &["permessage-deflate"], 1 << 20).await;
+        assert!(violation(&ev).contains("RSV1 set on a continuation frame"));
+
+        let frames = frame(Opcode::Ping, 4, true, b"p");
+        let ev = events_after(DEFLATE_101, frames, &["permessage-deflate"], 1 << 20).await;
+        assert!(violation(&ev).contains("RSV1 set on a ping frame"));
+
+        let frames = frame(Opcode::Text, 6, true, &z);
+        let ev = events_after(DEFLATE_101, frames, &["permessage-deflate"], 1 << 20).await;
+        assert!(violation(&ev).contains("defines only RSV1"));
+    }
+
+    #[tokio::test]
+    async fn rsv1_without_an_agreement_is_a_violation() {
+        // Not offered: the reader does not take the answer as an agreement
+        // (the driver fails the handshake).
+        let frames = frame(Opcode::Text, 4, true, &hello());
+        let ev = events_after(DEFLATE_101, frames, &[], 1 << 20).await;
+        assert!(violation(&ev).contains("no extension negotiated"));
+    }
+
+    #[tokio::test]
+    async fn corrupt_oversized_and_invalid_utf8_messages_are_violations() {
+        let frames = frame(Opcode::Binary, 4, true, &[0xff, 0xff]);
+        let ev = events_after(DEFLATE_101, frames, &["permessage-deflate"], 1 << 20).await;
+        assert!(violation(&ev).contains("does not inflate"));
+
+        let bomb = deflate::zeros_payload(15, 3 << 20);
+        let frames = frame(Opcode::Binary, 4, true, &bomb);
+        let ev = events_after(DEFLATE_101, frames, &["permessage-deflate"], 1 << 20).await;
+        assert!(violation(&ev).contains("inflates past the harness cap of 1048576 bytes"));
+
+        let bad = Compressor::new(&Agreed::default()).compress(b"ok \xed\xa0\x80 not");
+        let frames = frame(Opcode::Text, 4, true, &bad);
+        let ev = events_after(DEFLATE_101, frames, &["permessage-deflate"], 1 << 20).await;
+        assert!(violation(&ev).contains("not valid UTF-8 after inflating"));
+    }
+
+    #[tokio::test]
+    async fn server_no_context_takeover_means_a_fresh_inflater() {
+        let response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n";
+        // A server that keeps its context anyway refers back into the
+        // previous message.
+        let mut c = Compressor::new(&Agreed::default());
+        let mut frames = frame(Opcode::Text, 4, true, &c.compress(b"Hello"));
+        frames.extend(frame(Opcode::Text, 4, true, &c.compress(b"Hello")));
+        let ev = events_after(
+            response,
+            frames,
+            &["permessage-deflate; server_no_context_takeover"],
+            1 << 20,
+        )
+        .await;
+        assert!(matches!(&ev[0], Event::Message { payload, .. } if payload == b"Hello"));
+        assert!(violation(&ev).contains("does not inflate"));
+    }
 }

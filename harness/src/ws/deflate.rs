@@ -84,6 +84,53 @@ impl Offer {
     }
 }
 
+impl Offer {
+    /// The offer an element of a request's `Sec-WebSocket-Extensions`
+    /// stands for, if it is a valid `permessage-deflate` offer (RFC 7692
+    /// §7.1: known parameters, each at most once, valid values). A server
+    /// must decline an invalid one (§5), so it is not an offer the answer
+    /// may accept.
+    pub fn from_element(e: &Element) -> Option<Offer> {
+        if e.name != EXTENSION_NAME {
+            return None;
+        }
+        let mut o = Offer::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, value) in &e.params {
+            if seen.contains(&name.as_str()) {
+                return None;
+            }
+            match (name.as_str(), value.as_deref()) {
+                (SERVER_NO_CONTEXT_TAKEOVER, None) => o.server_no_context_takeover = true,
+                (CLIENT_NO_CONTEXT_TAKEOVER, None) => o.client_no_context_takeover = true,
+                (SERVER_MAX_WINDOW_BITS, Some(v)) => {
+                    o.server_max_window_bits = Some(window_bits(v)?)
+                }
+                (CLIENT_MAX_WINDOW_BITS, None) => o.client_max_window_bits = Some(None),
+                (CLIENT_MAX_WINDOW_BITS, Some(v)) => {
+                    o.client_max_window_bits = Some(Some(window_bits(v)?));
+                }
+                _ => return None,
+            }
+            seen.push(name);
+        }
+        Some(o)
+    }
+}
+
+/// The valid `permessage-deflate` offers in a request's
+/// `Sec-WebSocket-Extensions` lines, in order. A malformed line offers
+/// nothing; other extensions and invalid offers are left out (see
+/// [`Offer::from_element`]).
+pub fn offers_in(lines: &[&str]) -> Vec<Offer> {
+    lines
+        .iter()
+        .filter_map(|line| parse_extensions(&[line]).ok())
+        .flatten()
+        .filter_map(|e| Offer::from_element(&e))
+        .collect()
+}
+
 /// Several offers in preference order, as one header value (`, `-joined).
 pub fn offers_header_value(offers: &[Offer]) -> String {
     offers
@@ -120,6 +167,25 @@ impl Default for Agreed {
     }
 }
 
+impl fmt::Display for Agreed {
+    /// The agreement in the response's terms, every parameter spelled out:
+    /// `permessage-deflate; server_max_window_bits=15; client_max_window_bits=15`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(EXTENSION_NAME)?;
+        if self.server_no_context_takeover {
+            write!(f, "; {SERVER_NO_CONTEXT_TAKEOVER}")?;
+        }
+        if self.client_no_context_takeover {
+            write!(f, "; {CLIENT_NO_CONTEXT_TAKEOVER}")?;
+        }
+        write!(
+            f,
+            "; {SERVER_MAX_WINDOW_BITS}={}; {CLIENT_MAX_WINDOW_BITS}={}",
+            self.server_max_window_bits, self.client_max_window_bits
+        )
+    }
+}
+
 /// Why a server's `Sec-WebSocket-Extensions` answer is invalid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NegotiationError {
@@ -140,6 +206,8 @@ pub enum NegotiationError {
     },
     #[error("the server answered with {name}, which the offer did not contain")]
     ParamNotOffered { name: &'static str },
+    #[error("the offer contained {name}, which an accepting answer must carry")]
+    OfferedParamMissing { name: &'static str },
     #[error("the server answered {name}={answered}, more than the offered {offered}")]
     AboveOffer {
         name: &'static str,
@@ -397,6 +465,19 @@ impl ResponseParams {
                 Some(_) => {}
             }
         }
+        // An offer with server_no_context_takeover or server_max_window_bits
+        // is accepted only by an answer carrying the parameter (§7.1.1.1,
+        // §7.1.2.1).
+        if offer.server_no_context_takeover && !self.server_no_context_takeover {
+            return Err(NegotiationError::OfferedParamMissing {
+                name: SERVER_NO_CONTEXT_TAKEOVER,
+            });
+        }
+        if offer.server_max_window_bits.is_some() && self.server_max_window_bits.is_none() {
+            return Err(NegotiationError::OfferedParamMissing {
+                name: SERVER_MAX_WINDOW_BITS,
+            });
+        }
         Ok(Agreed {
             server_no_context_takeover: self.server_no_context_takeover,
             client_no_context_takeover: self.client_no_context_takeover,
@@ -549,6 +630,46 @@ impl Compressor {
             }
         }
     }
+}
+
+impl Compressor {
+    /// Forgets the context: the next message is compressed on its own.
+    pub fn reset(&mut self) {
+        if let Engine::Zlib(c) = &mut self.engine {
+            c.reset();
+        }
+    }
+}
+
+/// The compressed payload of a message of `len` zero bytes (a decompression
+/// bomb, about 1000:1), built without materialising the message: 1 MiB of
+/// zeros is compressed once, then the compressed form of the next MiB,
+/// which refers only back into zeros, is repeated. The segments are joined
+/// by the sync-flush tail they end with. Self-contained: valid whatever
+/// context the receiver holds. `window_bits` 8..=15 (8: stored blocks, no
+/// compression).
+pub fn zeros_payload(window_bits: u8, len: usize) -> Vec<u8> {
+    const CHUNK: usize = 1 << 20;
+    let mut c = Compressor::with_params(window_bits, false, 9);
+    if len <= CHUNK || window_bits == 8 {
+        return c.compress(&vec![0; len]);
+    }
+    let zeros = vec![0u8; CHUNK];
+    let (full, rest) = (len / CHUNK, len % CHUNK);
+    let first = c.compress(&zeros);
+    let again = c.compress(&zeros);
+    let last = c.compress(&zeros[..rest]);
+    let mut out = Vec::with_capacity(first.len() + (again.len() + 4) * full + last.len());
+    out.extend_from_slice(&first);
+    for _ in 1..full {
+        out.extend_from_slice(&TAIL);
+        out.extend_from_slice(&again);
+    }
+    if rest > 0 {
+        out.extend_from_slice(&TAIL);
+        out.extend_from_slice(&last);
+    }
+    out
 }
 
 /// `message` as stored DEFLATE blocks, ending with the first byte of the
@@ -1004,6 +1125,145 @@ mod tests {
             check_response(&o, &["permessage-deflate; x=\"a"]),
             Err(E::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn offers_in_request_lines() {
+        let offers = offers_in(&[
+            "x-unknown, permessage-deflate; client_max_window_bits",
+            "permessage-deflate; server_max_window_bits=\"10\"; server_no_context_takeover",
+        ]);
+        assert_eq!(
+            offers,
+            vec![
+                Offer {
+                    client_max_window_bits: Some(None),
+                    ..offer()
+                },
+                Offer {
+                    server_max_window_bits: Some(10),
+                    server_no_context_takeover: true,
+                    ..offer()
+                },
+            ]
+        );
+        // Invalid offers (a server must decline them) are left out; a
+        // malformed line offers nothing at all.
+        for bad in [
+            "permessage-deflate; foo",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; client_no_context_takeover=1",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; client_max_window_bits=010",
+            "permessage-deflate; client_max_window_bits; client_max_window_bits=10",
+            "Permessage-Deflate",
+            "permessage-deflate; server_max_window_bits=\"10",
+        ] {
+            assert_eq!(offers_in(&[bad]), vec![], "{bad}");
+        }
+        assert_eq!(
+            offers_in(&["permessage-deflate; foo, permessage-deflate"]),
+            vec![offer()]
+        );
+        assert_eq!(
+            offers_in(&["permessage-deflate; x=\"", "permessage-deflate"]),
+            vec![offer()]
+        );
+    }
+
+    #[test]
+    fn an_accepting_answer_carries_the_offered_server_params() {
+        use NegotiationError as E;
+        let snct = Offer {
+            server_no_context_takeover: true,
+            ..offer()
+        };
+        assert_eq!(
+            check_response(std::slice::from_ref(&snct), &["permessage-deflate"]),
+            Err(E::OfferedParamMissing {
+                name: "server_no_context_takeover"
+            })
+        );
+        let smwb = Offer {
+            server_max_window_bits: Some(9),
+            ..offer()
+        };
+        assert_eq!(
+            check_response(std::slice::from_ref(&smwb), &["permessage-deflate"]),
+            Err(E::OfferedParamMissing {
+                name: "server_max_window_bits"
+            })
+        );
+        // The Autobahn 13.7 list: the plain answer accepts the last offer,
+        // one with the parameters the first.
+        let list = [
+            Offer {
+                server_no_context_takeover: true,
+                server_max_window_bits: Some(9),
+                ..offer()
+            },
+            snct,
+            offer(),
+        ];
+        assert_eq!(
+            check_response(&list, &["permessage-deflate"]),
+            Ok(Some(Agreed::default()))
+        );
+        assert_eq!(
+            check_response(
+                &list,
+                &["permessage-deflate; server_no_context_takeover; server_max_window_bits=9"]
+            ),
+            Ok(Some(agreed(true, false, 9, 15)))
+        );
+    }
+
+    #[test]
+    fn agreement_display_spells_out_every_parameter() {
+        assert_eq!(
+            agreed(true, false, 9, 15).to_string(),
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=9; client_max_window_bits=15"
+        );
+    }
+
+    #[test]
+    fn zeros_payload_is_a_small_valid_bomb() {
+        for (window, len) in [
+            (15, 0),
+            (15, 1000),
+            (15, 1 << 20),
+            (15, (3 << 20) + 12345),
+            (9, (2 << 20) + 1),
+            (8, 70_000),
+        ] {
+            let z = zeros_payload(window, len);
+            if window > 8 && len >= 1 << 20 {
+                assert!(z.len() < len / 500, "{window} {len}: {}", z.len());
+            }
+            // Valid after any context: prime the inflater with other data.
+            let mut d = Decompressor::with_params(window, false, len.max(64));
+            let mut c = Compressor::with_params(window, false, 6);
+            d.decompress(&c.compress(b"some earlier message")).unwrap();
+            let out = d.decompress(&z).unwrap();
+            assert_eq!(out.len(), len, "{window} {len}");
+            assert!(out.iter().all(|b| *b == 0));
+            if len > 0 {
+                let mut small = Decompressor::with_params(window, false, len - 1);
+                assert!(matches!(
+                    small.decompress(&z),
+                    Err(InflateError::TooLarge { .. })
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn reset_forgets_the_context() {
+        let mut c = Compressor::new(&Agreed::default());
+        assert_eq!(c.compress(b"Hello"), hex("f2 48 cd c9 c9 07 00"));
+        c.reset();
+        assert_eq!(c.compress(b"Hello"), hex("f2 48 cd c9 c9 07 00"));
     }
 
     fn hex(s: &str) -> Vec<u8> {

@@ -4,6 +4,7 @@
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
+use super::deflate::{self, Agreed, Offer};
 use super::step::UpgradeSpec;
 
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -67,7 +68,11 @@ impl Request {
             self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         }
         for (name, value) in &spec.set {
-            match self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            match self
+                .headers
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
                 Some(h) => *h = (name.clone(), value.clone()),
                 None => self.headers.push((name.clone(), value.clone())),
             }
@@ -80,6 +85,14 @@ impl Request {
                 .push(("X-Pushspec-Pad".to_string(), "a".repeat(n)));
         }
         self
+    }
+
+    /// Every value of the `name` header, in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The key this request carries (the first one), if any.
@@ -106,12 +119,19 @@ impl Request {
         s.into_bytes()
     }
 
-    /// The request as shown in transcripts: long values shortened.
+    /// The request as shown in transcripts: long values shortened (extension
+    /// offers only when very long: they are what a deflate case is about).
     pub fn describe(&self) -> String {
         let mut s = format!("{} {} {}", self.method, self.path, self.version);
         for (n, v) in &self.headers {
-            let v = if v.len() > 80 {
-                format!("{}... ({} bytes)", &v[..40], v.len())
+            let max = if n.eq_ignore_ascii_case("Sec-WebSocket-Extensions") {
+                512
+            } else {
+                80
+            };
+            let v = if v.len() > max {
+                let cut = (0..=40).rev().find(|i| v.is_char_boundary(*i)).unwrap_or(0);
+                format!("{}... ({} bytes)", &v[..cut], v.len())
             } else {
                 v.clone()
             };
@@ -199,9 +219,26 @@ impl Response {
         s
     }
 
-    /// Checks a 101 answer to a request with `key` (RFC 6455 §4.2.2): the
-    /// problems found, empty when the upgrade is valid.
+    /// Checks a 101 answer to a request with `key` that offered no
+    /// extension (RFC 6455 §4.2.2, §9.1): the problems found, empty when
+    /// the upgrade is valid.
     pub fn upgrade_problems(&self, key: Option<&str>, offered: &[String]) -> Vec<String> {
+        let mut p = self.upgrade_problems_but_extensions(key, offered);
+        if self.status == 101
+            && let Err(e) = self.extension_agreement(&[])
+        {
+            p.push(e);
+        }
+        p
+    }
+
+    /// [`Response::upgrade_problems`] without the extension answer, which
+    /// [`Response::extension_agreement`] checks against the offers made.
+    pub fn upgrade_problems_but_extensions(
+        &self,
+        key: Option<&str>,
+        offered: &[String],
+    ) -> Vec<String> {
         let mut p = Vec::new();
         if self.status != 101 {
             p.push(format!("status {} instead of 101", self.status));
@@ -225,12 +262,25 @@ impl Response {
         if let Some(proto) = self.header("Sec-WebSocket-Protocol")
             && !offered.iter().any(|o| o == proto)
         {
-            p.push(format!("selected subprotocol {proto:?} that was not offered"));
-        }
-        if let Some(ext) = self.header("Sec-WebSocket-Extensions") {
-            p.push(format!("answered with extension {ext:?} that was not offered"));
+            p.push(format!(
+                "selected subprotocol {proto:?} that was not offered"
+            ));
         }
         p
+    }
+
+    /// Checks the `Sec-WebSocket-Extensions` answer against the
+    /// permessage-deflate offers of the request (none: no extension may be
+    /// answered): the agreement, or why the answer is invalid (RFC 6455
+    /// §9.1, RFC 7692 §5, §7.1).
+    pub fn extension_agreement(&self, offers: &[Offer]) -> Result<Option<Agreed>, String> {
+        let values: Vec<&str> = self.headers("Sec-WebSocket-Extensions").collect();
+        deflate::check_response(offers, &values).map_err(|e| {
+            format!(
+                "invalid `Sec-WebSocket-Extensions` answer {:?}: {e}",
+                values.join(", ")
+            )
+        })
     }
 }
 
@@ -267,9 +317,28 @@ mod tests {
         let raw = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x00";
         let (r, n) = Response::parse(raw).unwrap().unwrap();
         assert_eq!(n, raw.len() - 2);
-        assert!(r.upgrade_problems(Some("dGhlIHNhbXBsZSBub25jZQ=="), &[]).is_empty());
+        assert!(
+            r.upgrade_problems(Some("dGhlIHNhbXBsZSBub25jZQ=="), &[])
+                .is_empty()
+        );
         assert_eq!(r.upgrade_problems(Some("other"), &[]).len(), 1);
         assert_eq!(Response::parse(b"HTTP/1.1 101 OK\r\n").unwrap(), None);
+        // No extension may be answered without an offer; one answered to an
+        // offer is checked against it.
+        let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+        let (r, _) = Response::parse(raw).unwrap().unwrap();
+        let key = Some("dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(r.upgrade_problems(key, &[]).len(), 1);
+        assert!(r.upgrade_problems_but_extensions(key, &[]).is_empty());
+        assert!(
+            r.extension_agreement(&[])
+                .unwrap_err()
+                .contains("not offered")
+        );
+        assert_eq!(
+            r.extension_agreement(&[Offer::default()]),
+            Ok(Some(Agreed::default()))
+        );
         assert!(Response::parse(b"garbage\r\n\r\n").is_err());
     }
 }

@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod deflate;
 pub mod frame;
+pub mod generator;
 pub mod handshake;
 pub mod run;
 pub mod step;

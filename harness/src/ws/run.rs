@@ -5,12 +5,14 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use super::conn::{Conn, Event, FloodEnd, Limits, kind_name};
+use super::deflate::{self, Agreed, Compressor, Offer};
 use super::frame::{self, Frame, Opcode};
-use super::handshake::{Request, accept_for, random_key};
+use super::generator::{self, GenKind};
+use super::handshake::{Request, Response, accept_for, random_key};
 use super::step::{
-    BatchSpec, ExpectClose, ExpectMessage, ExpectPong, ExpectResponse, FloodSpec, FrameSpec,
-    HeaderCheck, IdleClose, MaskSpec, MessageSpec, MessageType, OriginSpec, RepeatSpec, Script,
-    Step, UpgradeSpec,
+    Accepted, BatchSpec, Compressed, ExpectClose, ExpectExtension, ExpectMessage, ExpectPong,
+    ExpectResponse, FloodSpec, FrameSpec, Generate, HeaderCheck, IdleClose, MaskSpec, MessageSpec,
+    MessageType, OriginSpec, RepeatSpec, Script, Step, UpgradeSpec,
 };
 use crate::case::Level;
 use crate::outcome::{Finding, Run};
@@ -64,6 +66,9 @@ enum Stop {
     /// The target enforced a limit its profile declares: the case ends with
     /// outcome `info`.
     Limit(String),
+    /// The target lacks something the case needs (e.g. it declined an
+    /// optional offer): the case ends with outcome `info`.
+    Info(String),
     /// The harness cannot run the case (e.g. the profile lacks a value).
     Error(String),
 }
@@ -77,6 +82,7 @@ impl Stop {
                 Stop::Failed(f)
             }
             Stop::Limit(s) => Stop::Limit(format!("iteration {i} of {n}: {s}")),
+            Stop::Info(s) => Stop::Info(format!("iteration {i} of {n}: {s}")),
             e @ Stop::Error(_) => e,
         }
     }
@@ -134,6 +140,18 @@ struct Driver<'a> {
     /// The key and offered protocols of the last upgrade request.
     key: Option<String>,
     offered: Vec<String>,
+    /// `Sec-WebSocket-Extensions` lines of the standard handshake.
+    extensions: Vec<String>,
+    /// The valid permessage-deflate offers of the last upgrade request.
+    deflate_offers: Vec<Offer>,
+    /// permessage-deflate in force on this connection.
+    agreed: Option<Agreed>,
+    /// The client's compressor (with `agreed`).
+    compressor: Option<Compressor>,
+    /// Generated payloads sent and expected so far (each `generate` slice
+    /// starts at `offset + k * advance`).
+    generated_sent: u64,
+    generated_expected: u64,
     upgraded: bool,
     /// A close frame or TCP close was seen: no implicit closing handshake,
     /// and frames the script still sends are skipped.
@@ -172,6 +190,12 @@ pub async fn run(
         run: Run::default(),
         key: None,
         offered: Vec::new(),
+        extensions: script.extensions.clone(),
+        deflate_offers: Vec::new(),
+        agreed: None,
+        compressor: None,
+        generated_sent: 0,
+        generated_expected: 0,
         upgraded: false,
         ended: false,
         failed: false,
@@ -182,7 +206,7 @@ pub async fn run(
     match result {
         Ok(()) => {}
         Err(Stop::Failed(f)) => d.run.failure = Some(f),
-        Err(Stop::Limit(s)) => {
+        Err(Stop::Limit(s) | Stop::Info(s)) => {
             t.note(s.clone());
             d.run.info = Some(s);
         }
@@ -266,11 +290,24 @@ impl Driver<'_> {
 
     async fn handshake(&mut self, protocols: &[String], first: bool) -> Result<(), Stop> {
         let key = random_key();
-        let req = Request::upgrade(&self.target.authority(), &self.target.path, &key, protocols);
+        let mut req =
+            Request::upgrade(&self.target.authority(), &self.target.path, &key, protocols);
+        for line in &self.extensions {
+            req.headers
+                .push(("Sec-WebSocket-Extensions".to_string(), line.clone()));
+        }
         self.send_request(&req, None).await?;
         let ev = self.next().await;
         let problems = match &ev {
-            Some(Event::Response(r)) => r.upgrade_problems(Some(&key), protocols),
+            Some(Event::Response(r)) => {
+                let mut p = r.upgrade_problems_but_extensions(Some(&key), protocols);
+                if p.is_empty()
+                    && let Err(e) = self.negotiate(r)
+                {
+                    p.push(e);
+                }
+                p
+            }
             Some(other) => vec![other.describe()],
             None => vec![format!("no response within {:?}", self.settings.timeout)],
         };
@@ -300,12 +337,75 @@ impl Driver<'_> {
             .header("Sec-WebSocket-Protocol")
             .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
             .unwrap_or_default();
+        let lines: Vec<&str> = req.header_values("Sec-WebSocket-Extensions").collect();
+        self.deflate_offers = deflate::offers_in(&lines);
+        self.conn.set_offers(self.deflate_offers.clone());
         let mut line = req.describe();
         if let Some(c) = chop {
             line = format!("(in chops of {c})\n{line}");
         }
         self.t.out(line);
         self.write(&req.to_bytes(), chop).await
+    }
+
+    /// Checks the extension answer of a 101 and puts the agreement in force.
+    fn negotiate(&mut self, resp: &Response) -> Result<(), String> {
+        let agreed = resp.extension_agreement(&self.deflate_offers)?;
+        self.agreed = agreed;
+        self.compressor = agreed.map(|a| {
+            Compressor::with_params(
+                a.client_max_window_bits,
+                a.client_no_context_takeover,
+                DEFLATE_LEVEL,
+            )
+        });
+        match agreed {
+            Some(a) => self.t.note(format!("permessage-deflate in force: {a}")),
+            None if !self.deflate_offers.is_empty() => self
+                .t
+                .note("permessage-deflate declined: the connection runs uncompressed"),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// The size and bytes of a generated payload; `sent`: for a message
+    /// being sent (else one expected), which picks the counter k.
+    fn generated(&mut self, g: &Generate, sent: bool) -> Result<(usize, Vec<u8>), Stop> {
+        let counter = if sent {
+            &mut self.generated_sent
+        } else {
+            &mut self.generated_expected
+        };
+        let k = *counter;
+        *counter += 1;
+        let size = generated_size(g, self.caps)?;
+        let cap = self.settings.max_message.saturating_add(16 << 20);
+        if size as u64 > cap {
+            return Err(Stop::Error(format!(
+                "a generated payload of {size} bytes is above the harness cap of {} bytes",
+                self.settings.max_message
+            )));
+        }
+        let offset = (k as usize)
+            .checked_mul(g.advance.unwrap_or(size / 2))
+            .and_then(|o| o.checked_add(g.offset))
+            .filter(|o| *o <= MAX_GENERATED_OFFSET)
+            .ok_or_else(|| Stop::Error("generated payload offset beyond 16 MiB".into()))?;
+        Ok((size, generator::generate(g.kind, offset, size)))
+    }
+
+    /// `bytes` compressed with the connection's compressor, if `compress`.
+    fn deflate(&mut self, bytes: Vec<u8>, compress: bool) -> Vec<u8> {
+        match self.compressor.as_mut() {
+            Some(c) if compress => c.compress(&bytes),
+            _ => bytes,
+        }
+    }
+
+    /// The window a standalone compressed payload is made with.
+    fn client_window(&self) -> u8 {
+        self.agreed.map_or(15, |a| a.client_max_window_bits)
     }
 
     async fn write(&mut self, bytes: &[u8], chop: Option<usize>) -> Result<(), Stop> {
@@ -425,13 +525,47 @@ impl Driver<'_> {
         }
     }
 
-    fn frame(&self, f: &FrameSpec) -> Frame {
-        Frame {
+    /// The frame a `send` or `batch` entry stands for, and the length of
+    /// its payload before compression.
+    fn frame(&mut self, f: &FrameSpec) -> Result<(Frame, usize), Stop> {
+        let (plain_len, payload) = match (&f.generate, f.compress) {
+            (Some(g), true) if g.kind == GenKind::Zeros => {
+                self.generated_sent += 1;
+                let n = generated_size(g, self.caps)?;
+                (n, deflate::zeros_payload(self.client_window(), n))
+            }
+            (Some(g), compress) => {
+                let (n, bytes) = self.generated(g, true)?;
+                (n, self.standalone(bytes, compress))
+            }
+            (None, compress) => {
+                let bytes = f.payload.bytes();
+                (bytes.len(), self.standalone(bytes, compress))
+            }
+        };
+        // The target's window now holds data the connection's compressor
+        // never saw: its next message must not refer back past it.
+        if (f.compress || f.rsv & 0b100 != 0)
+            && let Some(c) = self.compressor.as_mut()
+        {
+            c.reset();
+        }
+        let frame = Frame {
             fin: f.fin,
             rsv: f.rsv,
             opcode: f.opcode.0,
             mask: self.mask(f.mask),
-            payload: f.payload.bytes(),
+            payload,
+        };
+        Ok((frame, plain_len))
+    }
+
+    /// `bytes`, compressed on their own if `compress`.
+    fn standalone(&self, bytes: Vec<u8>, compress: bool) -> Vec<u8> {
+        if compress {
+            Compressor::with_params(self.client_window(), true, DEFLATE_LEVEL).compress(&bytes)
+        } else {
+            bytes
         }
     }
 
@@ -450,9 +584,8 @@ impl Driver<'_> {
                 if self.skip_send("frame") {
                     return Ok(());
                 }
-                let frame = self.frame(f);
-                self.sent
-                    .frame(frame.opcode, frame.payload.len(), frame.fin);
+                let (frame, plain_len) = self.frame(f)?;
+                self.sent.frame(frame.opcode, plain_len, frame.fin);
                 self.conn
                     .send_frame(&frame, f.length.0, f.declared_len, f.chop)
                     .await
@@ -503,6 +636,9 @@ impl Driver<'_> {
                 self.conn.set_quiet(quiet);
                 self.key = None;
                 self.offered.clear();
+                self.deflate_offers.clear();
+                self.agreed = None;
+                self.compressor = None;
                 self.upgraded = false;
                 self.ended = false;
                 self.failed = false;
@@ -548,6 +684,7 @@ impl Driver<'_> {
                 ))),
             },
             Step::ExpectResponse(r) => self.expect_response(r).await,
+            Step::ExpectExtension(e) => self.expect_extension(e),
             Step::ExpectIdleClose(i) => self.expect_idle_close(i).await,
         }
     }
@@ -618,9 +755,8 @@ impl Driver<'_> {
             line = format!("batch of {} frames in chops of {c}", b.frames.len());
         }
         for f in &b.frames {
-            let frame = self.frame(f);
-            self.sent
-                .frame(frame.opcode, frame.payload.len(), frame.fin);
+            let (frame, plain_len) = self.frame(f)?;
+            self.sent.frame(frame.opcode, plain_len, frame.fin);
             frame::encode_into(&frame, f.length.0, f.declared_len, &mut out);
             line.push_str("\n  ");
             line.push_str(&frame.summary());
@@ -639,7 +775,35 @@ impl Driver<'_> {
         if self.skip_send("message") {
             return Ok(());
         }
-        let payload = m.payload.bytes();
+        let deflating = m.compress && self.agreed.is_some();
+        if m.compress && !deflating && !self.conn.quiet() {
+            self.t.note(
+                "compress: permessage-deflate is not in force, the message goes uncompressed",
+            );
+        }
+        // What the message is (for the transcript) and what goes on the wire.
+        let (plain_len, shown, payload) = match &m.generate {
+            Some(g) if deflating && g.kind == GenKind::Zeros => {
+                self.generated_sent += 1;
+                let n = generated_size(g, self.caps)?;
+                // Compressed on their own: the compressor starts afresh
+                // after them too (it never saw them).
+                let z = deflate::zeros_payload(self.client_window(), n);
+                if let Some(c) = self.compressor.as_mut() {
+                    c.reset();
+                }
+                (n, "zeros".to_string(), z)
+            }
+            Some(g) => {
+                let (n, bytes) = self.generated(g, true)?;
+                let shown = format!("{} {}", g.kind.name(), preview(&bytes));
+                (n, shown, self.deflate(bytes, deflating))
+            }
+            None => {
+                let bytes = m.payload.bytes();
+                (bytes.len(), preview(&bytes), self.deflate(bytes, deflating))
+            }
+        };
         let size = m.fragment.unwrap_or(usize::MAX).max(1);
         let mut chunks: Vec<&[u8]> = payload.chunks(size).collect();
         if chunks.is_empty() {
@@ -655,16 +819,22 @@ impl Driver<'_> {
             };
             let f = Frame {
                 fin: i + 1 == n,
-                rsv: 0,
+                rsv: if i == 0 && deflating { 4 } else { 0 },
                 opcode,
                 mask: self.mask(MaskSpec::Random),
                 payload: c.to_vec(),
             };
             frame::encode_into(&f, frame::LengthEncoding::Minimal, None, &mut out);
         }
-        self.sent.message(payload.len(), n);
+        self.sent.message(plain_len, n);
         if !self.conn.quiet() {
-            let mut line = describe_expected(m.kind, &payload);
+            let mut line = format!(
+                "{} message of {plain_len} bytes: {shown}",
+                kind_name(m.kind)
+            );
+            if deflating {
+                line.push_str(&format!(", compressed to {} bytes (rsv=4)", payload.len()));
+            }
             if n > 1 {
                 line.push_str(&format!(" in {n} fragments of {size}"));
             }
@@ -823,8 +993,25 @@ impl Driver<'_> {
     }
 
     async fn expect_message(&mut self, m: &ExpectMessage) -> Result<(), Stop> {
-        let want = m.payload.bytes();
-        let expected = describe_expected(m.kind, &want);
+        let want = match &m.generate {
+            Some(g) => {
+                let (n, bytes) = self.generated(g, false)?;
+                if n as u64 > self.settings.max_message {
+                    return Err(Stop::Error(format!(
+                        "the case expects a message of {n} bytes, above the harness cap of {} bytes",
+                        self.settings.max_message
+                    )));
+                }
+                bytes
+            }
+            None => m.payload.bytes(),
+        };
+        let mut expected = describe_expected(m.kind, &want);
+        match m.compressed {
+            Compressed::Any => {}
+            Compressed::Yes => expected.push_str(", compressed"),
+            Compressed::No => expected.push_str(", uncompressed"),
+        }
         let kind = m.kind;
         let Some(ev) = self.next().await else {
             return Err(self.timeout_failure(expected));
@@ -832,8 +1019,31 @@ impl Driver<'_> {
         match &ev {
             Event::Violation(v) => Err(violation(v.clone())),
             Event::Message {
-                kind: k, payload, ..
-            } if *k == kind && *payload == want => Ok(()),
+                kind: k,
+                payload,
+                compressed,
+                ..
+            } if *k == kind && *payload == want => {
+                let form_ok = match m.compressed {
+                    Compressed::Any => true,
+                    Compressed::Yes => *compressed,
+                    Compressed::No => !*compressed,
+                };
+                if form_ok {
+                    return Ok(());
+                }
+                let reason = if *compressed {
+                    "the message came compressed"
+                } else {
+                    "the message came uncompressed"
+                };
+                let f = Finding::new(reason, expected, ev.describe());
+                if m.level == Some(Level::Should) {
+                    self.soft(f);
+                    return Ok(());
+                }
+                Err(Stop::Failed(f))
+            }
             Event::Message {
                 kind: k, payload, ..
             } if *k == kind && m.level != Some(Level::Should) => {
@@ -1097,6 +1307,98 @@ impl Driver<'_> {
         }
     }
 
+    /// Checks the permessage-deflate agreement of the connection.
+    fn expect_extension(&mut self, e: &ExpectExtension) -> Result<(), Stop> {
+        let actual = match self.agreed {
+            Some(a) => format!("accepted: {a}"),
+            None => "no permessage-deflate agreed".to_string(),
+        };
+        let mut want = Vec::new();
+        if let Some(v) = e.server_no_context_takeover {
+            want.push(format!("server_no_context_takeover {}", on_off(v)));
+        }
+        if let Some(v) = e.client_no_context_takeover {
+            want.push(format!("client_no_context_takeover {}", on_off(v)));
+        }
+        if let Some(v) = e.server_max_window_bits {
+            want.push(format!("server_max_window_bits={v}"));
+        }
+        if let Some(v) = e.client_max_window_bits {
+            want.push(format!("client_max_window_bits={v}"));
+        }
+        let with = if want.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", want.join(", "))
+        };
+        let expected = match e.accepted {
+            Accepted::Yes => format!("permessage-deflate accepted{with}"),
+            Accepted::No => "no permessage-deflate agreed (the offer declined)".to_string(),
+            Accepted::Any => format!("permessage-deflate declined, or accepted{with}"),
+        };
+        let mut problems = Vec::new();
+        match (e.accepted, self.agreed) {
+            (Accepted::Yes, None) => {
+                problems.push("the target declined the permessage-deflate offer".to_string());
+            }
+            (Accepted::No, Some(_)) => problems.push(
+                "the target accepted a permessage-deflate offer it must decline (RFC 7692 §5)"
+                    .to_string(),
+            ),
+            _ => {}
+        }
+        if let Some(a) = self.agreed {
+            let flags = [
+                (
+                    "server_no_context_takeover",
+                    e.server_no_context_takeover,
+                    a.server_no_context_takeover,
+                ),
+                (
+                    "client_no_context_takeover",
+                    e.client_no_context_takeover,
+                    a.client_no_context_takeover,
+                ),
+            ];
+            for (name, want, got) in flags {
+                if want.is_some_and(|w| w != got) {
+                    problems.push(format!("{name} is {} in the agreement", on_off(got)));
+                }
+            }
+            let bits = [
+                (
+                    "server_max_window_bits",
+                    e.server_max_window_bits,
+                    a.server_max_window_bits,
+                ),
+                (
+                    "client_max_window_bits",
+                    e.client_max_window_bits,
+                    a.client_max_window_bits,
+                ),
+            ];
+            for (name, want, got) in bits {
+                if want.is_some_and(|w| w != got) {
+                    problems.push(format!("{name} is {got} in the agreement"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            self.run.summary.get_or_insert(actual);
+            return Ok(());
+        }
+        let f = Finding::new(problems.join("; "), expected, actual);
+        match e.level {
+            Some(Level::Should) => {
+                self.t.note(format!("non-strict: {}", f.reason));
+                self.soft(f);
+                Ok(())
+            }
+            Some(Level::Info) => Err(Stop::Info(format!("not supported: {}", f.reason))),
+            Some(Level::Must) | None => Err(Stop::Failed(f)),
+        }
+    }
+
     async fn expect_response(&mut self, r: &ExpectResponse) -> Result<(), Stop> {
         let expected = format!(
             "HTTP status {}",
@@ -1141,7 +1443,13 @@ impl Driver<'_> {
             }
         }
         if r.upgraded || (r.may_upgrade && resp.status == 101) {
-            let problems = resp.upgrade_problems(self.key.as_deref(), &self.offered);
+            let mut problems =
+                resp.upgrade_problems_but_extensions(self.key.as_deref(), &self.offered);
+            if problems.is_empty()
+                && let Err(e) = self.negotiate(&resp)
+            {
+                problems.push(e);
+            }
             if !problems.is_empty() {
                 return Err(fail(format!("invalid upgrade: {}", problems.join("; "))));
             }
@@ -1197,6 +1505,31 @@ fn header_problem(
         }
     }
     None
+}
+
+/// How far into a generated stream a payload may start.
+const MAX_GENERATED_OFFSET: usize = 16 << 20;
+
+/// The compression level of the harness's compressors.
+const DEFLATE_LEVEL: u32 = 6;
+
+fn on_off(v: bool) -> &'static str {
+    if v { "on" } else { "off" }
+}
+
+/// The byte size of a generated payload, resolving `limit` against the
+/// profile's `ws.max_message_size`.
+fn generated_size(g: &Generate, caps: &Capabilities) -> Result<usize, Stop> {
+    let limit = caps.profile.ws.max_message_size;
+    if g.needs_limit() && limit.is_none() {
+        return Err(Stop::Error(
+            "the case needs ws.max_message_size in the profile (requires = [\"max-message-size\"])"
+                .into(),
+        ));
+    }
+    g.size
+        .resolve(limit)
+        .ok_or_else(|| Stop::Error("generated payload size out of range".into()))
 }
 
 fn violation(v: String) -> Stop {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::case::file::Validate;
 use crate::case::{Dur, Level, Payload};
 use crate::ws::frame::{LengthEncoding, Opcode};
+use crate::ws::generator::GenKind;
 
 fn yes() -> bool {
     true
@@ -24,6 +25,11 @@ pub struct Script {
     /// Subprotocols offered in the standard handshake.
     #[serde(default)]
     pub protocols: Vec<String>,
+    /// `Sec-WebSocket-Extensions` lines sent in the standard handshake (and
+    /// on `reconnect`), one header line each, as written: offers may be
+    /// invalid on purpose.
+    #[serde(default)]
+    pub extensions: Vec<String>,
     /// After the steps, if the connection is still open, send close 1000 and
     /// require the target's close reply (default).
     #[serde(default = "yes")]
@@ -71,6 +77,9 @@ pub enum Step {
     ExpectTcpClose(Dur),
     /// The HTTP response to the last `upgrade` step.
     ExpectResponse(ExpectResponse),
+    /// The permessage-deflate agreement of the connection (accepted or
+    /// declined, and the parameters in force).
+    ExpectExtension(ExpectExtension),
     /// Idle: with `ws.idle_timeout` = T in the profile, the target keeps the
     /// connection open for most of T and closes it by T + `slack` (a close
     /// frame, or a bare TCP close, which is non-strict). Pings from the
@@ -186,6 +195,103 @@ pub struct FrameSpec {
     /// Write the frame in TCP chops of this many bytes.
     #[serde(default)]
     pub chop: Option<usize>,
+    /// A generated payload instead of `payload`.
+    #[serde(default)]
+    pub generate: Option<Generate>,
+    /// The payload is compressed on its own (raw DEFLATE, sync flush, tail
+    /// removed: a complete compressed message). RSV1 is still set by `rsv`.
+    #[serde(default)]
+    pub compress: bool,
+}
+
+/// A size in bytes, or one relative to the profile's `ws.max_message_size`:
+/// `"limit"`, `"limit+1048576"`, `"limit-1"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SizeSpec {
+    Bytes(usize),
+    Limit(i64),
+}
+
+impl SizeSpec {
+    /// The size, given the declared limit (if any).
+    pub fn resolve(self, limit: Option<u64>) -> Option<usize> {
+        match self {
+            SizeSpec::Bytes(n) => Some(n),
+            SizeSpec::Limit(d) => {
+                let l = i64::try_from(limit?).ok()?;
+                usize::try_from(l.checked_add(d)?).ok()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SizeSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(usize),
+            Expr(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(n) => Ok(SizeSpec::Bytes(n)),
+            Raw::Expr(s) => {
+                let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+                let delta = match t.strip_prefix("limit") {
+                    Some("") => Some(0),
+                    Some(r) => r
+                        .strip_prefix('+')
+                        .and_then(|n| n.parse::<u32>().ok())
+                        .map(i64::from)
+                        .or_else(|| {
+                            r.strip_prefix('-')
+                                .and_then(|n| n.parse::<u32>().ok())
+                                .map(|n| -i64::from(n))
+                        }),
+                    None => None,
+                };
+                delta.map(SizeSpec::Limit).ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "size {s:?}: a number of bytes, or \"limit\", \"limit+N\", \"limit-N\" (ws.max_message_size)"
+                    ))
+                })
+            }
+        }
+    }
+}
+
+/// A generated payload: `size` bytes of the `kind` stream, starting at
+/// `offset` + k × `advance`, where k counts the generated payloads sent so
+/// far in the case (for `message`, `send` and `batch`) or expected so far
+/// (for `expect_message`), so a message and its echo expectation line up.
+/// `advance` defaults to half the size: consecutive messages overlap by
+/// half.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    pub kind: GenKind,
+    pub size: SizeSpec,
+    #[serde(default)]
+    pub offset: usize,
+    #[serde(default)]
+    pub advance: Option<usize>,
+}
+
+impl Generate {
+    /// Whether the size is relative to the declared message size limit.
+    pub fn needs_limit(&self) -> bool {
+        matches!(self.size, SizeSpec::Limit(_))
+    }
+}
+
+/// Whether a received message must have been compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compressed {
+    #[default]
+    Any,
+    Yes,
+    No,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -202,12 +308,21 @@ pub struct MessageSpec {
     pub kind: MessageType,
     #[serde(default)]
     pub payload: Payload,
-    /// Split into fragments of this many payload bytes.
+    /// Split into fragments of this many payload bytes (of the compressed
+    /// payload, with `compress`).
     #[serde(default)]
     pub fragment: Option<usize>,
     /// Write in TCP chops of this many bytes.
     #[serde(default)]
     pub chop: Option<usize>,
+    /// A generated payload instead of `payload`.
+    #[serde(default)]
+    pub generate: Option<Generate>,
+    /// Compress with the connection's permessage-deflate compressor (RSV1
+    /// on the first frame). Without an agreement the message is sent
+    /// uncompressed (noted in the transcript).
+    #[serde(default)]
+    pub compress: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -310,7 +425,48 @@ pub struct ExpectMessage {
     pub kind: MessageType,
     #[serde(default)]
     pub payload: Payload,
+    /// A generated payload instead of `payload`.
+    #[serde(default)]
+    pub generate: Option<Generate>,
+    /// Whether the message must have arrived compressed (RSV1).
+    #[serde(default)]
+    pub compressed: Compressed,
     /// `should`: a mismatch is non-strict and the event is left for the next step.
+    #[serde(default)]
+    pub level: Option<Level>,
+}
+
+/// Whether the target accepted a permessage-deflate offer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accepted {
+    #[default]
+    Yes,
+    No,
+    Any,
+}
+
+/// The permessage-deflate agreement of the connection. The answer itself
+/// is always checked against the offers (RFC 7692 §5, §7.1) during the
+/// handshake; this states what the case requires beyond validity.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectExtension {
+    /// `yes` (default), `no`, or `any` (the parameters are checked if accepted).
+    #[serde(default)]
+    pub accepted: Accepted,
+    /// If accepted, these parameters are (or are not) in force.
+    #[serde(default)]
+    pub server_no_context_takeover: Option<bool>,
+    #[serde(default)]
+    pub client_no_context_takeover: Option<bool>,
+    #[serde(default)]
+    pub server_max_window_bits: Option<u8>,
+    #[serde(default)]
+    pub client_max_window_bits: Option<u8>,
+    /// A mismatch: the case's level (default), `should` (non-strict, the
+    /// script goes on), or `info` (the case ends with outcome `info`: the
+    /// target does not implement what the case needs).
     #[serde(default)]
     pub level: Option<Level>,
 }
@@ -448,6 +604,12 @@ impl Validate for Script {
             return Err(("steps".into(), "a case needs at least one step".into()));
         }
         validate_steps(&self.steps, "steps", 1)?;
+        if !self.handshake && !self.extensions.is_empty() {
+            return Err((
+                "extensions".into(),
+                "`extensions` are offered in the standard handshake: with `handshake = false` set the header in the `upgrade` step".into(),
+            ));
+        }
         if !self.handshake
             && !self
                 .steps
@@ -463,10 +625,39 @@ impl Validate for Script {
     }
 }
 
+/// `generate` replaces `payload`; text messages need a text generator.
+fn check_generate(
+    g: &Option<Generate>,
+    payload: &Payload,
+    text: bool,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), (String, String)> {
+    let Some(g) = g else {
+        return Ok(());
+    };
+    if !payload.is_empty() {
+        return Err((
+            at("generate"),
+            "give either `payload` or `generate`, not both".into(),
+        ));
+    }
+    if text && !g.kind.is_text() {
+        return Err((
+            at("generate.kind"),
+            format!(
+                "{} is not valid UTF-8: a text message takes json, prose or zeros",
+                g.kind.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn validate_frame(f: &FrameSpec, at: &dyn Fn(&str) -> String) -> Result<(), (String, String)> {
     f.payload
         .validate()
         .map_err(|e| (at("payload"), e.to_string()))?;
+    check_generate(&f.generate, &f.payload, false, at)?;
     check_chop(&f.chop, at("chop"))?;
     if f.rsv > 7 {
         return Err((at("rsv"), "RSV is 3 bits: 0-7".into()));
@@ -505,6 +696,10 @@ fn validate_steps(steps: &[Step], path: &str, iterations: u64) -> Result<(), (St
             }
             Step::Message(m) => {
                 payload(&m.payload, at("message.payload"))?;
+                check_generate(&m.generate, &m.payload, m.kind == MessageType::Text, &|x| {
+                    at(&format!("message.{x}"))
+                })?;
+
                 check_chop(&m.chop, at("message.chop"))?;
                 check_chop(&m.fragment, at("message.fragment"))?;
             }
@@ -547,7 +742,35 @@ fn validate_steps(steps: &[Step], path: &str, iterations: u64) -> Result<(), (St
                     ));
                 }
             }
-            Step::ExpectMessage(m) => payload(&m.payload, at("expect_message.payload"))?,
+            Step::ExpectMessage(m) => {
+                payload(&m.payload, at("expect_message.payload"))?;
+                check_generate(&m.generate, &m.payload, m.kind == MessageType::Text, &|x| {
+                    at(&format!("expect_message.{x}"))
+                })?;
+            }
+            Step::ExpectExtension(e) => {
+                for (name, bits) in [
+                    ("server_max_window_bits", e.server_max_window_bits),
+                    ("client_max_window_bits", e.client_max_window_bits),
+                ] {
+                    if bits.is_some_and(|b| !(8..=15).contains(&b)) {
+                        return Err((
+                            at(&format!("expect_extension.{name}")),
+                            "window bits are 8-15".into(),
+                        ));
+                    }
+                }
+                let params = e.server_no_context_takeover.is_some()
+                    || e.client_no_context_takeover.is_some()
+                    || e.server_max_window_bits.is_some()
+                    || e.client_max_window_bits.is_some();
+                if params && e.accepted == Accepted::No {
+                    return Err((
+                        at("expect_extension"),
+                        "parameters only apply to an accepted offer".into(),
+                    ));
+                }
+            }
             Step::ExpectPong(p) => payload(&p.payload, at("expect_pong.payload"))?,
             Step::ExpectFail(c) if c.other_code.is_some() => {
                 return Err((
@@ -658,6 +881,67 @@ mod tests {
           { flood = { type = "binary", size = 1024, total = 1048576, stall = "500ms" } },
         "#)
         .unwrap();
+    }
+
+    #[test]
+    fn deflate_steps_parse() {
+        let text = r#"family = "ws.t"
+[[case]]
+slug = "x"
+title = "t"
+spec = "s"
+level = "must"
+extensions = ["permessage-deflate; client_max_window_bits", "x-other"]
+steps = [
+  { expect_extension = { accepted = "any", server_no_context_takeover = true, client_max_window_bits = 9, level = "info" } },
+  { message = { type = "text", compress = true, fragment = 3, generate = { kind = "json", size = 100 } } },
+  { expect_message = { type = "text", compressed = "yes", generate = { kind = "prose", size = 10, offset = 3, advance = 0 } } },
+  { send = { opcode = "binary", rsv = 4, fin = false, compress = true, generate = { kind = "zeros", size = "limit+1048576" } } },
+  { batch = { frames = [{ opcode = "text", rsv = 4, compress = true, payload = "x" }] } },
+]
+"#;
+        let cases = crate::case::file::parse_file("t.toml", text).unwrap();
+        let CaseScript::Ws(s) = &cases[0].script else {
+            unreachable!()
+        };
+        assert_eq!(s.extensions.len(), 2);
+        let Step::Send(f) = &s.steps[3] else {
+            unreachable!()
+        };
+        let g = f.generate.unwrap();
+        assert_eq!(g.size, SizeSpec::Limit(1 << 20));
+        assert_eq!(g.size.resolve(Some(10)), Some(10 + (1 << 20)));
+        assert_eq!(g.size.resolve(None), None);
+        assert_eq!(SizeSpec::Limit(-11).resolve(Some(10)), None);
+    }
+
+    #[test]
+    fn deflate_steps_are_validated() {
+        let err = |steps: &str| load(steps).unwrap_err();
+        assert!(
+            err(r#"{ message = { type = "text", payload = "x", generate = { kind = "json", size = 1 } } }"#)
+                .contains("not both")
+        );
+        assert!(
+            err(r#"{ message = { type = "text", generate = { kind = "random", size = 1 } } }"#)
+                .contains("json, prose or zeros")
+        );
+        assert!(
+            err(r#"{ expect_message = { type = "text", generate = { kind = "binary", size = 1 } } }"#)
+                .contains("generate.kind")
+        );
+        assert!(
+            err(r#"{ send = { opcode = "text", generate = { kind = "json", size = "lim" } } }"#)
+                .contains("\"limit+N\"")
+        );
+        assert!(err(r#"{ expect_extension = { server_max_window_bits = 16 } }"#).contains("8-15"));
+        let text = "family = \"ws.t\"\n[[case]]\nslug = \"x\"\ntitle = \"t\"\nspec = \"s\"\nlevel = \"must\"\nhandshake = false\nextensions = [\"permessage-deflate\"]\nsteps = [{ upgrade = {} }]\n";
+        let e = crate::case::file::parse_file("t.toml", text).unwrap_err();
+        assert!(e.to_string().contains("`upgrade` step"), "{e}");
+        assert!(
+            err(r#"{ expect_extension = { accepted = "no", client_no_context_takeover = true } }"#)
+                .contains("accepted offer")
+        );
     }
 
     #[test]
