@@ -107,7 +107,7 @@ pub struct Limits {
 /// Why a write did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("the target stopped reading: writing {0} bytes did not finish within {1:?}")]
+    #[error("the target stopped reading: {0} bytes still unsent after {1:?} without progress")]
     Stalled(usize, Duration),
 }
 
@@ -257,21 +257,28 @@ impl Conn {
             return Ok(());
         }
         let chunk = chop.unwrap_or(usize::MAX).max(1);
+        let idle = self.limits.io_timeout;
         for piece in bytes.chunks(chunk.min(bytes.len().max(1))) {
-            let deadline = self.limits.io_timeout.max(Duration::from_millis(
-                (piece.len() as u64 / (8 * 1024 * 1024)) * 1000,
-            ));
-            match tokio::time::timeout(deadline, self.write.write_all(piece)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    self.transcript
-                        .note(format!("write failed, the target has closed: {e}"));
-                    self.peer_gone = true;
-                    return Ok(());
+            // The deadline is on progress, not on the whole piece: a slow
+            // target that keeps reading (python websockets takes seconds
+            // over 65,536 small frames) is not one that stopped reading.
+            let mut rest = piece;
+            while !rest.is_empty() {
+                match tokio::time::timeout(idle, self.write.write(rest)).await {
+                    Ok(Ok(n)) if n > 0 => rest = &rest[n..],
+                    Ok(Ok(_)) => return self.gone("the target accepts no more bytes"),
+                    Ok(Err(e)) => return self.gone(&e.to_string()),
+                    Err(_) => return Err(WriteError::Stalled(rest.len(), idle)),
                 }
-                Err(_) => return Err(WriteError::Stalled(piece.len(), deadline)),
             }
         }
+        Ok(())
+    }
+
+    fn gone(&mut self, why: &str) -> Result<(), WriteError> {
+        self.transcript
+            .note(format!("write failed, the target has closed: {why}"));
+        self.peer_gone = true;
         Ok(())
     }
 
