@@ -270,7 +270,8 @@ async fn list_and_show_describe_cases() {
     assert!(o.stdout.contains("RFC 6455 §5.5"), "{}", o.stdout);
     assert!(o.stdout.contains("cases/ws/control.toml:"), "{}", o.stdout);
     assert!(
-        o.stdout.contains(r#"{ expect_fail = { codes = [1002] } },"#),
+        o.stdout
+            .contains(r#"{ expect_fail = { codes = [1002] } },"#),
         "{}",
         o.stdout
     );
