@@ -133,8 +133,6 @@ pub enum ConfigError {
     Pattern(#[from] select::PatternError),
     #[error(transparent)]
     Url(#[from] target::UrlError),
-    #[error(transparent)]
-    Profile(#[from] crate::profile::ProfileError),
     #[error("--publish needs --sse")]
     PublishWithoutSse,
     #[error("--jobs must be at least 1")]

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::case::file::{LoadError, line_of};
 use crate::case::{Capability, Dur};
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -52,37 +53,22 @@ pub struct SseProfile {
     pub keepalive: Option<Dur>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    #[error("{file}: cannot read: {source}")]
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        message: String,
-    },
-}
-
 impl Profile {
-    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+    /// Profiles are TOML files like case files, and fail the same way:
+    /// the error names the file and line.
+    pub fn load(path: &Path) -> Result<Profile, LoadError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
             file: file.clone(),
             source,
         })?;
         Profile::parse(&file, &text)
     }
 
-    pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
-        toml::from_str(text).map_err(|e| ProfileError::Invalid {
+    pub fn parse(file: &str, text: &str) -> Result<Profile, LoadError> {
+        toml::from_str(text).map_err(|e| LoadError::Invalid {
             file: file.to_string(),
-            line: e.span().map_or(1, |s| {
-                text[..s.start.min(text.len())].matches('\n').count() + 1
-            }),
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
             message: e.message().to_string(),
         })
     }
