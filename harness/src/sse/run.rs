@@ -57,6 +57,15 @@ const NO_EVENT_WAIT: Duration = Duration::from_millis(300);
 const FENCE_PREFIX: &str = "pushspec-fence ";
 /// Events of other traffic queued per stream at most (the case's own are always kept).
 const MAX_QUEUED_OTHER: usize = 4096;
+/// Events of any class one stream may hold (queued plus seen): a server
+/// flooding the case's own data cannot grow the harness without bound.
+const MAX_KEPT_EVENTS: usize = 65_536;
+/// Bytes of event data and ids one stream may keep over its life. Every
+/// event carries the last event ID, so a 16 MiB id repeated by tiny events
+/// would otherwise multiply memory by the event count.
+const MAX_KEPT_BYTES: u64 = 512 << 20;
+/// Items one `drain` takes before yielding to the caller.
+const MAX_DRAIN: usize = 4096;
 /// Unrelated events listed in a failure.
 const MAX_LISTED: usize = 6;
 
@@ -210,6 +219,10 @@ struct Stream {
     discarded_at_end: bool,
     /// The parser's line cap.
     max_line: u64,
+    /// Bytes of events kept so far (see [`MAX_KEPT_BYTES`]).
+    kept_bytes: u64,
+    /// Events dropped because a cap was reached.
+    overflowed: u64,
 }
 
 /// What applying one item did.
@@ -261,8 +274,29 @@ impl Stream {
                 if self.status() != Some(200) {
                     return Applied::Body(at);
                 }
+                // Borrowed events first: only those the case keeps are copied.
                 let mut events = Vec::new();
-                self.parser.feed(&bytes, &mut events);
+                let room = MAX_KEPT_EVENTS.saturating_sub(self.queue.len() + self.seen.len());
+                let (mut kept_bytes, mut overflowed) = (self.kept_bytes, 0u64);
+                self.parser.feed_with(&bytes, |e| {
+                    let size = (e.data.len() + e.last_event_id.len() + e.event_type.len()) as u64;
+                    if events.len() >= room || kept_bytes + size > MAX_KEPT_BYTES {
+                        overflowed += 1;
+                        return;
+                    }
+                    kept_bytes += size;
+                    events.push(e.to_event());
+                });
+                self.kept_bytes = kept_bytes;
+                if overflowed > 0 {
+                    if self.overflowed == 0 {
+                        t.note(format!(
+                            "[{name}] the stream sent more events than the harness keeps ({MAX_KEPT_EVENTS} events or {} MiB): later ones are dropped",
+                            MAX_KEPT_BYTES >> 20
+                        ));
+                    }
+                    self.overflowed += overflowed;
+                }
                 let obs = self.parser.observations();
                 if obs.retry.is_some() && obs.retry != self.logged_retry {
                     self.logged_retry = obs.retry;
@@ -288,7 +322,10 @@ impl Stream {
                     if class == Class::Ours {
                         self.seen.push(ev.clone());
                     }
-                    if class == Class::Other && self.queue.len() >= MAX_QUEUED_OTHER {
+                    // Another case's fence is never waited for.
+                    if class == Class::ForeignFence
+                        || class == Class::Other && self.queue.len() >= MAX_QUEUED_OTHER
+                    {
                         continue;
                     }
                     self.queue.push_back(Ev { ev, class });
@@ -335,7 +372,12 @@ impl Stream {
 
     /// Takes everything that has already arrived, without waiting.
     fn drain(&mut self, t: &Transcript, published: &[Published], nonce: &str) {
+        let mut taken = 0;
         while let Some(conn) = &mut self.conn {
+            if taken == MAX_DRAIN {
+                break;
+            }
+            taken += 1;
             match conn.items.try_recv() {
                 Ok(item) => {
                     self.apply(item, t, published, nonce);
@@ -698,6 +740,8 @@ impl Driver<'_> {
             logged_retry: None,
             logged_comments: 0,
             discarded_at_end: false,
+            kept_bytes: 0,
+            overflowed: 0,
             max_line: max_line as u64,
         };
         self.streams.insert(c.stream.clone(), stream);
