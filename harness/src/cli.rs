@@ -121,7 +121,12 @@ pub struct ListArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 2s)"))
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 2s)"))?;
+    // Case budgets are multiples of the timeout; keep them far from overflow.
+    if d > Duration::from_secs(600) || d.is_zero() {
+        return Err("the timeout must be between 1ms and 10min".to_string());
+    }
+    Ok(d)
 }
 
 /// A configuration problem: reported in one line, exit code 2.
@@ -553,6 +558,14 @@ async fn run(
             info.ws_target.as_deref().unwrap_or("the target")
         );
         return Ok(exit::UNREACHABLE);
+    }
+    if !info.not_run.is_empty() {
+        let _ = writeln!(
+            err,
+            "pushspec: internal error: {} cases produced no result",
+            info.not_run.len()
+        );
+        return Ok(exit::FAILED);
     }
     Ok(if results.iter().any(|r| r.outcome.fails_run(strict)) {
         exit::FAILED

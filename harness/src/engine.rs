@@ -138,8 +138,37 @@ pub async fn run(plan: Plan, mut on_result: impl FnMut(&CaseResult)) -> Vec<Case
             let Ok(_permit) = sem.acquire_owned().await else {
                 return;
             };
-            let (cases, targets, caps) = &*shared;
-            let r = run_case(&cases[i], targets, settings, caps).await;
+            // The case runs in its own task so that a bug in the harness
+            // (a panic) costs that case an `error`, not a silent gap in the
+            // report of an otherwise green run.
+            let inner = shared.clone();
+            let r = match tokio::spawn(async move {
+                let (cases, targets, caps) = &*inner;
+                run_case(&cases[i], targets, settings, caps).await
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let why = match e.try_into_panic() {
+                        Ok(p) => p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".to_string()),
+                        Err(e) => e.to_string(),
+                    };
+                    outcome::judge(
+                        &shared.0[i],
+                        Run {
+                            error: Some(format!("harness error: {why}")),
+                            ..Run::default()
+                        },
+                        &Transcript::new(),
+                        Duration::ZERO,
+                    )
+                }
+            };
             let _ = tx.send((i, r));
         });
     }

@@ -75,6 +75,9 @@ pub enum Capability {
     Keepalive,
 }
 
+/// The longest duration a case, profile or flag may give.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// A span of time written as `"500ms"`, `"2s"` in case files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
@@ -82,9 +85,17 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(Dur)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+        let d = humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))?;
+        // Deadlines are computed as now + duration: absurd values would
+        // overflow them, and nothing in a test run waits a day.
+        if d > MAX_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "duration {s:?} is longer than {}",
+                humantime::format_duration(MAX_DURATION)
+            )));
+        }
+        Ok(Dur(d))
     }
 }
 
