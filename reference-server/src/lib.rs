@@ -91,6 +91,16 @@ pub struct SseConfig {
     pub retry_ms: u64,
     /// Events kept for `Last-Event-ID` replay. Default 1024.
     pub replay_capacity: usize,
+    /// Total size (encoded, as sent on the wire) of the events kept for
+    /// replay. Default 64 MiB. The oldest events are evicted until the rest
+    /// fit; an id evicted from the buffer (by count or by size) is treated
+    /// like an unknown id: no replay, a comment, then live events. This is
+    /// also the largest event accepted: a publish whose encoded event alone
+    /// exceeds it gets 413 and is neither stored nor broadcast.
+    pub replay_bytes: usize,
+    /// How long `POST /publish` may take to send its body; a slower one gets
+    /// 408 and the connection is closed. Default 10 s.
+    pub publish_timeout: Duration,
 }
 
 impl Default for SseConfig {
@@ -99,6 +109,8 @@ impl Default for SseConfig {
             keepalive: Duration::from_secs(15),
             retry_ms: 3000,
             replay_capacity: 1024,
+            replay_bytes: 64 << 20,
+            publish_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -108,6 +120,7 @@ const MAX_PUBLISH_BODY: usize = 16 << 20;
 
 struct Shared {
     ws: WsConfig,
+    publish_timeout: Duration,
     hub: sse::Hub,
 }
 
@@ -123,6 +136,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let shared = Arc::new(Shared {
             ws: config.ws,
+            publish_timeout: config.sse.publish_timeout,
             hub: sse::Hub::new(config.sse),
         });
         Ok(Server { listener, shared })
@@ -342,10 +356,19 @@ async fn publish(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
         },
         (Some(_), Some(_)) => return text(StatusCode::BAD_REQUEST, "more than one Event-Id"),
     };
-    let body = match Limited::new(req.into_body(), MAX_PUBLISH_BODY)
-        .collect()
-        .await
-    {
+    // A deadline for the whole body: without it a client announcing a large
+    // Content-Length and then trickling (or sending nothing) would hold this
+    // task and up to MAX_PUBLISH_BODY of buffer forever.
+    let collect = Limited::new(req.into_body(), MAX_PUBLISH_BODY).collect();
+    let Ok(collected) = tokio::time::timeout(shared.publish_timeout, collect).await else {
+        // The rest of the body is never read, so the connection cannot be
+        // reused; say so.
+        let mut resp = text(StatusCode::REQUEST_TIMEOUT, "body not received in time");
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
@@ -357,6 +380,7 @@ async fn publish(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     };
     match shared.hub.publish(id, data) {
         Ok(id) => text(StatusCode::OK, id),
+        Err(e @ sse::PublishError::TooLarge) => text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
         Err(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

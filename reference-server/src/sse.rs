@@ -30,9 +30,21 @@ pub(crate) enum PublishError {
     EmptyId,
     #[error("Event-Id must not contain NUL, CR or LF")]
     BadIdChar,
+    #[error("Event-Id must be at most {MAX_ID_LEN} bytes")]
+    IdTooLong,
     #[error("Event-Id is already used")]
     DuplicateId,
+    #[error("event is larger than the replay buffer")]
+    TooLarge,
 }
+
+/// Longest explicit `Event-Id`, in bytes. Bounds what the id bookkeeping
+/// (and every replayed event) can spend on ids.
+pub(crate) const MAX_ID_LEN: usize = 256;
+
+/// How many ids evicted from the replay buffer are still remembered for
+/// duplicate detection. Remembering every id ever used would grow forever.
+const EVICTED_IDS_REMEMBERED: usize = 4096;
 
 /// What a new subscriber gets.
 pub(crate) enum Subscription {
@@ -42,10 +54,22 @@ pub(crate) enum Subscription {
 }
 
 struct HubInner {
-    /// The last `replay_capacity` events, oldest first.
+    /// At most the last `replay_capacity` events, oldest first, together at
+    /// most `replay_bytes` long.
     buffer: VecDeque<Arc<Event>>,
-    /// Every id ever used, so that ids are never reused.
-    used_ids: HashSet<String>,
+    /// Sum of `wire.len()` over `buffer`.
+    buffer_bytes: usize,
+    /// The ids of the last `replay_capacity + EVICTED_IDS_REMEMBERED`
+    /// published events, oldest first, and the same as a set. This covers
+    /// every id in `buffer` (which never holds more than the last
+    /// `replay_capacity`), so a replayable id is never reused, and the most
+    /// recently evicted ones, so clients reconnecting shortly after eviction
+    /// see no reuse either. Older ids are forgotten to bound memory: ids are
+    /// unique within this window, not forever.
+    recent_ids: VecDeque<String>,
+    recent_id_set: HashSet<String>,
+    /// Automatic ids count up from here; one still in `recent_id_set` (an
+    /// explicit id that looks like a number) is skipped.
     next_id: u64,
     finished: bool,
     tx: broadcast::Sender<Item>,
@@ -69,7 +93,9 @@ impl Hub {
             cfg,
             inner: Mutex::new(HubInner {
                 buffer: VecDeque::new(),
-                used_ids: HashSet::new(),
+                buffer_bytes: 0,
+                recent_ids: VecDeque::new(),
+                recent_id_set: HashSet::new(),
                 next_id: 1,
                 finished: false,
                 tx,
@@ -87,36 +113,63 @@ impl Hub {
             if id.is_empty() {
                 return Err(PublishError::EmptyId);
             }
+            if id.len() > MAX_ID_LEN {
+                return Err(PublishError::IdTooLong);
+            }
             if id.contains(['\0', '\r', '\n']) {
                 return Err(PublishError::BadIdChar);
             }
         }
+        // One pass over the data outside the lock; the wire size is known
+        // before anything is allocated, stored or broadcast.
+        let data_len = data_lines_len(data);
         let mut inner = self.lock();
-        let id = match id {
+        // Choose the id without committing it: a refused publish uses none.
+        let (id, next_id) = match id {
             Some(id) => {
-                if inner.used_ids.contains(&id) {
+                if inner.recent_id_set.contains(&id) {
                     return Err(PublishError::DuplicateId);
                 }
-                id
+                (id, inner.next_id)
             }
-            None => loop {
-                let candidate = inner.next_id.to_string();
-                inner.next_id += 1;
-                if !inner.used_ids.contains(&candidate) {
-                    break candidate;
+            None => {
+                let mut n = inner.next_id;
+                loop {
+                    let candidate = n.to_string();
+                    n += 1;
+                    if !inner.recent_id_set.contains(&candidate) {
+                        break (candidate, n);
+                    }
                 }
-            },
+            }
         };
-        inner.used_ids.insert(id.clone());
+        let wire_len = id_line_len(&id) + data_len;
+        if wire_len > self.cfg.replay_bytes {
+            return Err(PublishError::TooLarge);
+        }
+        inner.next_id = next_id;
+        inner.recent_ids.push_back(id.clone());
+        inner.recent_id_set.insert(id.clone());
+        if inner.recent_ids.len() > self.cfg.replay_capacity + EVICTED_IDS_REMEMBERED {
+            let old = inner.recent_ids.pop_front().expect("not empty");
+            inner.recent_id_set.remove(&old);
+        }
         let event = Arc::new(Event {
-            wire: encode_event(&id, data),
+            wire: encode_event(&id, data, wire_len),
             id: id.clone(),
         });
         if self.cfg.replay_capacity > 0 {
-            if inner.buffer.len() == self.cfg.replay_capacity {
-                inner.buffer.pop_front();
-            }
+            inner.buffer_bytes += wire_len;
             inner.buffer.push_back(event.clone());
+            // Evict by count and by size. The new event alone fits (checked
+            // above), so it is never evicted itself. An evicted id is then
+            // treated like an unknown one by `subscribe`.
+            while inner.buffer.len() > self.cfg.replay_capacity
+                || inner.buffer_bytes > self.cfg.replay_bytes
+            {
+                let old = inner.buffer.pop_front().expect("not empty");
+                inner.buffer_bytes -= old.wire.len();
+            }
         }
         // Err only means there is no subscriber right now.
         let _ = inner.tx.send(Item::Event(event));
@@ -145,6 +198,8 @@ impl Hub {
                 Some(pos) => {
                     pending.extend(inner.buffer.iter().skip(pos + 1).map(|e| e.wire.clone()));
                 }
+                // Never used, or evicted (by count or by size): the events
+                // after it cannot all be replayed, so replay none.
                 None => {
                     pending.push_back(Bytes::from_static(
                         b": unknown Last-Event-ID, no replay\n\n",
@@ -163,33 +218,48 @@ impl Hub {
     }
 }
 
+/// Length of the `id:` line of an event.
+fn id_line_len(id: &str) -> usize {
+    b"id: ".len() + id.len() + 1
+}
+
+/// Length of the `data:` lines of an event plus the closing blank line.
+fn data_lines_len(data: &str) -> usize {
+    let mut len = 1;
+    for_each_line(data, |line| len += b"data: ".len() + line.len() + 1);
+    len
+}
+
 /// Encodes one event: `id:`, one `data:` line per line of `data` (split on
-/// CRLF, lone CR and LF), then a blank line.
-pub(crate) fn encode_event(id: &str, data: &str) -> Bytes {
-    let mut out = BytesMut::with_capacity(id.len() + data.len() + 16);
+/// CRLF, lone CR and LF), then a blank line. `len` is the exact encoded
+/// length (`id_line_len + data_lines_len`), so the output is allocated once:
+/// data made of line breaks grows about 7 times when encoded.
+pub(crate) fn encode_event(id: &str, data: &str, len: usize) -> Bytes {
+    let mut out = BytesMut::with_capacity(len);
     out.put_slice(b"id: ");
     out.put_slice(id.as_bytes());
     out.put_u8(b'\n');
-    for line in split_lines(data) {
+    for_each_line(data, |line| {
         out.put_slice(b"data: ");
         out.put_slice(line.as_bytes());
         out.put_u8(b'\n');
-    }
+    });
     out.put_u8(b'\n');
+    debug_assert_eq!(out.len(), len);
     out.freeze()
 }
 
-/// Splits on CRLF, CR and LF. A trailing terminator yields a final empty
-/// line, and an empty string yields one empty line.
-fn split_lines(s: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
+/// Calls `f` with each line of `s`, split on CRLF, CR and LF, without
+/// collecting them first. A trailing terminator yields a final empty line,
+/// and an empty string yields one empty line.
+fn for_each_line<'a>(s: &'a str, mut f: impl FnMut(&'a str)) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'\r' => {
-                lines.push(&s[start..i]);
+                f(&s[start..i]);
                 i += if bytes.get(i + 1) == Some(&b'\n') {
                     2
                 } else {
@@ -198,15 +268,14 @@ fn split_lines(s: &str) -> Vec<&str> {
                 start = i;
             }
             b'\n' => {
-                lines.push(&s[start..i]);
+                f(&s[start..i]);
                 i += 1;
                 start = i;
             }
             _ => i += 1,
         }
     }
-    lines.push(&s[start..]);
-    lines
+    f(&s[start..]);
 }
 
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
@@ -262,7 +331,10 @@ mod tests {
 
     #[test]
     fn encoding() {
-        let e = |d| String::from_utf8(encode_event("7", d).to_vec()).unwrap();
+        let e = |d| {
+            let len = id_line_len("7") + data_lines_len(d);
+            String::from_utf8(encode_event("7", d, len).to_vec()).unwrap()
+        };
         assert_eq!(e("a"), "id: 7\ndata: a\n\n");
         assert_eq!(e(""), "id: 7\ndata: \n\n");
         assert_eq!(e("a\r\nb"), "id: 7\ndata: a\ndata: b\n\n");
@@ -297,6 +369,58 @@ mod tests {
             hub.publish(Some("a\0".into()), "e"),
             Err(PublishError::BadIdChar)
         );
+    }
+
+    #[test]
+    fn id_limits_and_window() {
+        let hub = Hub::new(cfg(2));
+        assert_eq!(
+            hub.publish(Some("x".repeat(MAX_ID_LEN + 1)), "a"),
+            Err(PublishError::IdTooLong)
+        );
+        let long = "x".repeat(MAX_ID_LEN);
+        assert_eq!(hub.publish(Some(long.clone()), "a").unwrap(), long);
+        // Evicted from the buffer but still remembered: still a duplicate.
+        for _ in 0..10 {
+            hub.publish(None, "b").unwrap();
+        }
+        assert_eq!(
+            hub.publish(Some(long.clone()), "c"),
+            Err(PublishError::DuplicateId)
+        );
+        // The remembered ids are bounded.
+        for _ in 0..EVICTED_IDS_REMEMBERED {
+            hub.publish(None, "d").unwrap();
+        }
+        let inner = hub.lock();
+        assert_eq!(inner.recent_ids.len(), 2 + EVICTED_IDS_REMEMBERED);
+        assert_eq!(inner.recent_id_set.len(), 2 + EVICTED_IDS_REMEMBERED);
+        drop(inner);
+        assert_eq!(hub.publish(Some(long.clone()), "e").unwrap(), long);
+    }
+
+    #[test]
+    fn byte_cap() {
+        // "id: N\ndata: xxxx\n\n" is 18 bytes.
+        let hub = Hub::new(SseConfig {
+            replay_bytes: 40,
+            ..SseConfig::default()
+        });
+        assert_eq!(
+            hub.publish(None, &"x".repeat(40)),
+            Err(PublishError::TooLarge)
+        );
+        // Size counts as encoded: 5 line breaks are 6 `data: ` lines, 49
+        // bytes in all.
+        assert_eq!(hub.publish(None, "\n\n\n\n\n"), Err(PublishError::TooLarge));
+        // Refusals used no id.
+        for i in 1..=3 {
+            assert_eq!(hub.publish(None, "xxxx").unwrap(), i.to_string());
+        }
+        let inner = hub.lock();
+        let ids: Vec<_> = inner.buffer.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["2", "3"]);
+        assert_eq!(inner.buffer_bytes, 36);
     }
 
     #[tokio::test]

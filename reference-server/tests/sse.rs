@@ -195,3 +195,101 @@ async fn unknown_routes_and_methods() {
     assert_eq!((head.status, head.get("allow")), (405, Some("POST")));
     assert_eq!(request(&h, "GET", "/finish", "", b"").await.0.status, 405);
 }
+
+/// One event as encoded by the server: `id: N\ndata: xxxxxxxxxx\n\n`.
+const EVENT_10_BYTES: usize = 24;
+
+fn small_buffer_config() -> Config {
+    Config {
+        sse: SseConfig {
+            // Room for two of the events below, not three.
+            replay_bytes: 2 * EVENT_10_BYTES + 10,
+            ..SseConfig::default()
+        },
+        ..Config::default()
+    }
+}
+
+#[tokio::test]
+async fn publish_larger_than_replay_bytes_gets_413_and_is_not_broadcast() {
+    let h = start(small_buffer_config()).await;
+    let mut c = open_stream(&h, "").await;
+    next_text(&mut c).await;
+    let (status, _) = publish(&h, "", &[b'x'; 100]).await;
+    assert_eq!(status, 413);
+    // Few bytes, but many lines once encoded.
+    let (status, _) = publish(&h, "", &[b'\n'; 20]).await;
+    assert_eq!(status, 413);
+    // The refused events used no id and reached no stream.
+    assert_eq!(publish(&h, "", b"ok").await, (200, "1".into()));
+    assert_eq!(next_text(&mut c).await, "id: 1\ndata: ok\n\n");
+}
+
+#[tokio::test]
+async fn replay_buffer_evicts_by_bytes() {
+    let h = start(small_buffer_config()).await;
+    for i in 1..=3 {
+        assert_eq!(publish(&h, "", b"xxxxxxxxxx").await, (200, i.to_string()));
+    }
+    // Ids 2 and 3 fit in the buffer; 1 was evicted to make room for 3.
+    let mut c = open_stream(&h, "Last-Event-ID: 2\r\n").await;
+    next_text(&mut c).await;
+    let replayed = next_text(&mut c).await;
+    assert_eq!(replayed.len(), EVENT_10_BYTES);
+    assert_eq!(replayed, "id: 3\ndata: xxxxxxxxxx\n\n");
+    // An evicted id is treated like an unknown one.
+    let mut c = open_stream(&h, "Last-Event-ID: 1\r\n").await;
+    next_text(&mut c).await;
+    assert_eq!(
+        next_text(&mut c).await,
+        ": unknown Last-Event-ID, no replay\n\n"
+    );
+    // Evicted ids are still not reused.
+    assert_eq!(publish(&h, "Event-Id: 1\r\n", b"y").await.0, 400);
+}
+
+#[tokio::test]
+async fn over_long_event_id_gets_400() {
+    let h = start(default_config()).await;
+    let mut c = open_stream(&h, "").await;
+    next_text(&mut c).await;
+    let too_long = "a".repeat(257);
+    let (status, _) = publish(&h, &format!("Event-Id: {too_long}\r\n"), b"x").await;
+    assert_eq!(status, 400);
+    let longest = "b".repeat(256);
+    let (status, id) = publish(&h, &format!("Event-Id: {longest}\r\n"), b"x").await;
+    assert_eq!((status, id.as_str()), (200, longest.as_str()));
+    assert_eq!(
+        next_text(&mut c).await,
+        format!("id: {longest}\ndata: x\n\n")
+    );
+}
+
+#[tokio::test]
+async fn publish_body_that_never_arrives_gets_408() {
+    let deadline = Duration::from_millis(300);
+    let h = start(Config {
+        sse: SseConfig {
+            publish_timeout: deadline,
+            ..SseConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let mut c = Conn::open(&h).await;
+    let started = std::time::Instant::now();
+    // Announces 16 MiB, sends 5 bytes, then nothing.
+    c.send(b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 16777216\r\n\r\nhello")
+        .await;
+    let head = c.head().await;
+    let elapsed = started.elapsed();
+    assert_eq!(head.status, 408, "{head:?}");
+    assert_eq!(head.get("connection"), Some("close"));
+    assert!(elapsed >= deadline, "{elapsed:?}");
+    assert!(elapsed < deadline + Duration::from_secs(3), "{elapsed:?}");
+    let len: usize = head.get("content-length").map_or(0, |v| v.parse().unwrap());
+    c.take(len).await;
+    c.expect_eof().await;
+    // Nothing was published.
+    assert_eq!(publish(&h, "", b"x").await, (200, "1".into()));
+}
