@@ -555,6 +555,13 @@ async fn an_endless_line_fails_without_exhausting_memory() {
     hostile(Fault::EndlessLine, &HOSTILE_SAMPLE[1..]).await;
 }
 
+/// Every event inherits the 1 MiB id: the harness must keep memory bounded
+/// (it copies only events it keeps) and still judge the cases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_id_inherited_by_a_flood_of_events_fails_without_exhausting_memory() {
+    hostile(Fault::HugeIdFlood, &HOSTILE_SAMPLE[2..]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overflowing_chunk_size_fails() {
     hostile(Fault::ChunkSizeOverflow, &HOSTILE_SAMPLE[1..]).await;

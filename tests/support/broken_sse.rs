@@ -97,6 +97,9 @@ pub enum Fault {
     EndlessLine,
     /// Hostile: a chunk size that does not fit in 64 bits.
     ChunkSizeOverflow,
+    /// Hostile: a 1 MiB id, then floods of tiny events that all inherit it
+    /// (a harness that copies the id into every event runs out of memory).
+    HugeIdFlood,
 }
 
 /// Idle time before a keep-alive comment.
@@ -607,6 +610,19 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
             // At most 1 GiB, then give up: the harness must stop first.
             for _ in 0..16 * 1024 {
                 write(&mut out.sock, &junk).await?;
+            }
+            return Ok(());
+        }
+        Fault::HugeIdFlood => {
+            out.flush_head().await?;
+            let mut id = b"id: ".to_vec();
+            id.resize(4 + (1 << 20), b'a');
+            id.extend_from_slice(b"\n\n");
+            out.body(&id, false).await?;
+            let burst = b"data:x\n\n".repeat(2048);
+            // 64 MiB at most, then give up: the harness must stop first.
+            for _ in 0..4096 {
+                out.body(&burst, false).await?;
             }
             return Ok(());
         }

@@ -363,8 +363,13 @@ impl Interp {
     fn dispatch<F: FnMut(EventRef<'_>)>(&mut self, f: &mut F) {
         self.pending_fields = false;
         // 1. The last event ID is set from the buffer even when nothing fires.
-        self.last_event_id.clone_from(&self.id_buf);
+        // The buffer only changes through an `id` field of this block, so
+        // copy only then: a 1 MiB id followed by millions of tiny events
+        // must not cost a 1 MiB copy per event.
         let has_id = std::mem::take(&mut self.block_has_id);
+        if has_id {
+            self.last_event_id.clone_from(&self.id_buf);
+        }
         if std::mem::take(&mut self.data_truncated) {
             let o = &mut self.obs;
             let n = o.lines;
