@@ -107,6 +107,7 @@ fn cases() -> &'static [Case] {
 fn caps() -> Capabilities {
     let mut profile = Profile::default();
     profile.ws.allowed_origins = Some(vec![ALLOWED_ORIGIN.to_string()]);
+    profile.ws.subprotocols = Some(vec!["chat".to_string()]);
     Capabilities {
         profile,
         publish: false,
@@ -351,6 +352,7 @@ async fn correct_fixture_passes_ws_timing() {
 /// response (Accept, and no unoffered subprotocol).
 const UPGRADING_HANDSHAKES: &[&str] = &[
     "ws.handshake.valid-upgrade",
+    "ws.handshake.subprotocol-declared-selected",
     "ws.handshake.header-case-lowercase",
     "ws.handshake.header-case-uppercase",
     "ws.handshake.header-case-mixed-token",
@@ -380,6 +382,20 @@ async fn wrong_accept_fails_ws_handshake() {
         Expect {
             fail: UPGRADING_HANDSHAKES,
             non_strict: UPGRADING_SHOULD,
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_subprotocols_fails_ws_handshake() {
+    prove_with(
+        Fault::IgnoresSubprotocols,
+        &caps(),
+        &[HANDSHAKE],
+        Expect {
+            fail: &["ws.handshake.subprotocol-declared-selected"],
             ..Expect::default()
         },
     )
@@ -441,7 +457,7 @@ async fn refusing_a_connection_token_list_fails_ws_handshake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selecting_an_unoffered_protocol_fails_ws_handshake() {
-    // The fault answers `chat` on every upgrade, so every case expecting a
+    // The fault answers `superchat` on every upgrade, so every case expecting a
     // 101 catches it, not only the two subprotocol cases.
     prove_with(
         Fault::SelectsUnofferedProtocol,

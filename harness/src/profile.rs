@@ -84,6 +84,7 @@ impl Profile {
             ws: WsProfile {
                 deflate: ws.deflate,
                 max_message_size: Some(ws.max_message_size as u64),
+                subprotocols: Some(ws.subprotocols),
                 ..WsProfile::default()
             },
             sse: SseProfile {

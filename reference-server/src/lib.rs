@@ -57,7 +57,8 @@ pub struct WsConfig {
     /// with close code 1009. Default 64 MiB.
     pub max_message_size: usize,
     /// Supported subprotocols. The first protocol in the client's offer order
-    /// that is in this list is selected. Default: none.
+    /// that is in this list is selected. Default: `pushspec.echo`, a name no
+    /// real client uses, so the suite can test selection on the default.
     pub subprotocols: Vec<String>,
     /// `None` (default): any origin. `Some(list)`: an `Origin` header not in
     /// the list gets 403 and no upgrade.
@@ -74,7 +75,7 @@ impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
             max_message_size: 64 << 20,
-            subprotocols: Vec::new(),
+            subprotocols: vec!["pushspec.echo".to_string()],
             allowed_origins: None,
             deflate: true,
         }

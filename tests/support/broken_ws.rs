@@ -58,8 +58,10 @@ pub enum Fault {
     /// Only accepts `Connection: Upgrade` exactly (case-insensitively),
     /// refusing a token list such as `keep-alive, Upgrade`.
     NoUpgradeTokenList,
-    /// Answers `Sec-WebSocket-Protocol: chat` on every upgrade, whatever was offered.
+    /// Answers `Sec-WebSocket-Protocol: superchat` on every upgrade, whatever was offered.
     SelectsUnofferedProtocol,
+    /// Never selects a subprotocol, even the one it supports when offered.
+    IgnoresSubprotocols,
     /// Echoes at most [`TRUNCATE_AT`] bytes of a message.
     TruncatesLongMessages,
     /// Treats unmasked client frames like masked ones instead of failing.
@@ -519,8 +521,16 @@ fn answer(req: &httparse::Request<'_, '_>, fault: Fault) -> Answer {
     };
     Answer::Upgrade {
         accept: accept_for(&key, fault),
-        // The fixture supports no subprotocol, so it never selects one.
-        protocol: (fault == Fault::SelectsUnofferedProtocol).then_some("chat"),
+        // The fixture supports one subprotocol, `chat`.
+        protocol: match fault {
+            Fault::SelectsUnofferedProtocol => Some("superchat"),
+            Fault::IgnoresSubprotocols => None,
+            _ => values(h, "Sec-WebSocket-Protocol")
+                .iter()
+                .flat_map(|v| v.split(|b| *b == b','))
+                .any(|p| p.trim_ascii() == b"chat")
+                .then_some("chat"),
+        },
         extensions,
         deflate,
     }

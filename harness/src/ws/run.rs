@@ -253,6 +253,9 @@ fn mib(n: u64) -> String {
     }
 }
 
+/// Offered before the declared subprotocols: no server should know it.
+const UNKNOWN_PROTOCOL: &str = "pushspec.unknown";
+
 /// Shown for `origin = "disallowed"`: never in a sane allow list.
 const DISALLOWED_ORIGIN: &str = "http://disallowed.pushspec.invalid";
 
@@ -720,7 +723,29 @@ impl Driver<'_> {
                 .retain(|(n, _)| !n.eq_ignore_ascii_case("Origin"));
             req.headers.push(("Origin".to_string(), origin));
         }
+        if u.offer_declared_protocols {
+            let declared = self.declared_protocols()?;
+            // An unknown protocol first: the server must skip it, not echo it.
+            let offer = std::iter::once(UNKNOWN_PROTOCOL)
+                .chain(declared.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", ");
+            req.headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("Sec-WebSocket-Protocol"));
+            req.headers
+                .push(("Sec-WebSocket-Protocol".to_string(), offer));
+        }
         self.send_request(&req, u.chop).await
+    }
+
+    fn declared_protocols(&self) -> Result<&[String], Stop> {
+        match self.caps.profile.ws.subprotocols.as_deref() {
+            Some(p) if !p.is_empty() => Ok(p),
+            _ => Err(Stop::Error(
+                "the case needs declared subprotocols: the profile lists none (ws.subprotocols)"
+                    .into(),
+            )),
+        }
     }
 
     async fn repeat(&mut self, r: &RepeatSpec) -> Result<(), Stop> {
@@ -1440,6 +1465,22 @@ impl Driver<'_> {
         for h in &r.headers {
             if let Some(problem) = header_problem(h, &resp, self.key.as_deref()) {
                 return Err(fail(problem));
+            }
+        }
+        if r.selects_declared_protocol {
+            let declared = self.declared_protocols()?;
+            match resp.header("Sec-WebSocket-Protocol") {
+                Some(p) if declared.iter().any(|d| d == p) => {}
+                Some(p) => {
+                    return Err(fail(format!(
+                        "selected subprotocol {p:?}, not one of the declared {declared:?}"
+                    )));
+                }
+                None => {
+                    return Err(fail(format!(
+                        "selected no subprotocol although it declares {declared:?} and they were offered"
+                    )));
+                }
             }
         }
         if r.upgraded || (r.may_upgrade && resp.status == 101) {

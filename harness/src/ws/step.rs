@@ -414,6 +414,10 @@ pub struct UpgradeSpec {
     /// Send an `Origin` header taken from the profile (`requires = ["origins"]`).
     #[serde(default)]
     pub origin: Option<OriginSpec>,
+    /// Offer an unknown subprotocol followed by the profile's declared ones
+    /// (`requires = ["subprotocols"]`).
+    #[serde(default)]
+    pub offer_declared_protocols: bool,
     #[serde(default)]
     pub chop: Option<usize>,
 }
@@ -596,6 +600,9 @@ pub struct ExpectResponse {
     /// acceptable too (e.g. it refused a request before reading all of it).
     #[serde(default)]
     pub or_tcp_close: bool,
+    /// The response selects one of the profile's declared subprotocols.
+    #[serde(default)]
+    pub selects_declared_protocol: bool,
 }
 
 impl Validate for Script {
