@@ -882,6 +882,7 @@ impl Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_frames::masked_frame as masked;
 
     fn neg(line: &str) -> Option<Negotiated> {
         negotiate([line.as_bytes()])
@@ -997,25 +998,6 @@ mod tests {
             client_max_window_bits: cmwb,
         }
     }
-
-    fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![b0];
-        let mask = [1, 2, 3, 4];
-        let len = payload.len();
-        if len < 126 {
-            out.push(0x80 | len as u8);
-        } else if len <= 0xFFFF {
-            out.push(0x80 | 126);
-            out.extend((len as u16).to_be_bytes());
-        } else {
-            out.push(0x80 | 127);
-            out.extend((len as u64).to_be_bytes());
-        }
-        out.extend(mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        out
-    }
-
     /// Parses frames back: (b0, unmasked payload).
     fn frames(mut s: &[u8]) -> Vec<(u8, Vec<u8>)> {
         let mut v = Vec::new();

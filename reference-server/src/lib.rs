@@ -21,6 +21,8 @@ mod deflate;
 mod guard;
 mod handshake;
 mod sse;
+#[cfg(test)]
+mod test_frames;
 mod ws;
 
 use std::convert::Infallible;
