@@ -16,7 +16,7 @@ use pushspec_reference_server::{Config, Server};
 fn suite(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(async {
-        Server::bind(([127, 0, 0, 1], 0).into(), Config::default())
+        Server::bind(([127, 0, 0, 1], 0).into(), Config::conformance())
             .await
             .unwrap()
             .spawn_isolated()

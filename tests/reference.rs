@@ -16,7 +16,7 @@ use pushspec::ws::run::Settings;
 use pushspec_reference_server::{Config, Server};
 
 async fn run_all() -> Vec<CaseResult> {
-    let server = Server::bind(([127, 0, 0, 1], 0).into(), Config::default())
+    let server = Server::bind(([127, 0, 0, 1], 0).into(), Config::conformance())
         .await
         .expect("bind")
         .spawn_isolated()

@@ -335,10 +335,12 @@ async fn run(
 
     // With no target, test the embedded reference server.
     let _embedded = if targets.ws.is_none() && targets.sse.is_none() {
-        let server =
-            pushspec_reference_server::Server::bind(([127, 0, 0, 1], 0).into(), Default::default())
-                .await
-                .map_err(ConfigError::Embedded)?;
+        let server = pushspec_reference_server::Server::bind(
+            ([127, 0, 0, 1], 0).into(),
+            pushspec_reference_server::Config::conformance(),
+        )
+        .await
+        .map_err(ConfigError::Embedded)?;
         let addr = server.local_addr();
         targets = Targets::reference(addr);
         profile.get_or_insert_with(Profile::reference);

@@ -73,18 +73,20 @@ impl Profile {
         })
     }
 
-    /// The profile of the embedded reference server (default config):
+    /// The profile of the embedded reference server
+    /// (`Config::conformance()`): its origin allow-list, subprotocol,
     /// permessage-deflate, its message limit (64 MiB, also the harness's
     /// own cap; no other case sends more than 16 MiB, so declaring it only
     /// arms the decompression bomb cases of `ws.deflate`), and its SSE
     /// publish contract.
     pub fn reference() -> Profile {
-        let ws = pushspec_reference_server::WsConfig::default();
+        let ws = pushspec_reference_server::Config::conformance().ws;
         Profile {
             ws: WsProfile {
                 deflate: ws.deflate,
                 max_message_size: Some(ws.max_message_size as u64),
                 subprotocols: Some(ws.subprotocols),
+                allowed_origins: ws.allowed_origins,
                 ..WsProfile::default()
             },
             sse: SseProfile {

@@ -52,6 +52,20 @@ pub struct Config {
     pub sse: SseConfig,
 }
 
+/// The origin the conformance configuration allows.
+pub const CONFORMANCE_ORIGIN: &str = "https://allowed.pushspec.test";
+
+impl Config {
+    /// The configuration the conformance suite tests by default: the
+    /// defaults plus an origin allow-list, so origin enforcement is
+    /// exercised too (requests without `Origin` stay allowed).
+    pub fn conformance() -> Config {
+        let mut c = Config::default();
+        c.ws.allowed_origins = Some(vec![CONFORMANCE_ORIGIN.to_string()]);
+        c
+    }
+}
+
 /// WebSocket settings.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
