@@ -998,6 +998,24 @@ async fn answering_after_close_fails_ws_close() {
     .await;
 }
 
+/// Failing by a bare TCP close meets the MUST but not the SHOULD to send a
+/// close frame: non-strict, and the TCP close itself is what a later
+/// `expect_tcp_close` asks for (it was once waited for a second time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_tcp_on_errors_is_non_strict_not_a_failure() {
+    let results = run_families(Fault::DropsTcpOnError, &caps(), &[CLOSE]).await;
+    for id in [
+        "ws.close.tcp-closed-after-failing",
+        "ws.close.payload-1-byte",
+        "ws.close.invalid-code-1005",
+    ] {
+        let r = &results[id];
+        assert_eq!(r.outcome, Outcome::NonStrict, "{}", describe(r));
+    }
+    let r = &results["ws.close.tcp-closed-after-close-handshake"];
+    assert_eq!(r.outcome, Outcome::Pass, "{}", describe(r));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_close_code_fails_ws_fragmentation_and_ws_close() {
     let mut must_fail = ids(FRAGMENTATION, "orphan-");

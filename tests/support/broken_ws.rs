@@ -82,6 +82,8 @@ pub enum Fault {
     IgnoresReservedOpcode,
     /// Fails connections with close 1000 where 1002 is due.
     WrongCloseCode,
+    /// Fails connections by closing TCP, without a close frame.
+    DropsTcpOnError,
 
     // ws.handshake
     /// Upgrades whatever the `Origin` (instead of 403 for one not allowed).
@@ -1277,6 +1279,9 @@ impl Conn {
         } else {
             code
         };
+        if self.fault == Fault::DropsTcpOnError {
+            return self.finish().await;
+        }
         if let Flow::Continue = self.send(Frame::close(Some(code), b"")).await {
             self.finish().await;
         }
