@@ -9,6 +9,7 @@
 pub mod case;
 pub mod cli;
 pub mod engine;
+pub mod header_check;
 pub mod outcome;
 pub mod probe;
 pub mod profile;

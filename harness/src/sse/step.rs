@@ -22,6 +22,7 @@ use serde::{Deserialize, Deserializer};
 use crate::case::file::Validate;
 use crate::case::payload::PayloadTable;
 use crate::case::{Dur, Payload};
+pub use crate::header_check::HeaderCheck;
 pub use crate::ws::step::StatusSpec;
 
 fn default_stream() -> String {
@@ -244,35 +245,6 @@ pub struct ExpectNoEvent {
     /// (default 300 ms).
     #[serde(default)]
     pub within: Option<Dur>,
-}
-
-/// One check on a response header. With no check given, the header must
-/// be present. Names and values compare case-insensitively.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderCheck {
-    pub name: String,
-    /// The value equals this.
-    #[serde(default)]
-    pub equals: Option<String>,
-    /// The media type's essence (`type/subtype`, parameters ignored) equals this.
-    #[serde(default)]
-    pub essence: Option<String>,
-    /// The comma-separated list holds this token.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// If present, the value is one of these (an optional header).
-    #[serde(default)]
-    pub one_of: Option<Vec<String>>,
-    /// The header must not be present.
-    #[serde(default)]
-    pub absent: bool,
-    /// If present, none of these directives (the part before `=`) is listed.
-    #[serde(default)]
-    pub directives_absent: Vec<String>,
-    /// If present, `max-age` and `s-maxage` are at most this many seconds.
-    #[serde(default)]
-    pub max_age_at_most: Option<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

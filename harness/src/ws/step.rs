@@ -6,6 +6,8 @@
 
 use serde::Deserialize;
 
+pub use crate::header_check::HeaderCheck;
+
 use crate::case::file::Validate;
 use crate::case::{Dur, Level, Payload};
 use crate::ws::frame::{LengthEncoding, Opcode};
@@ -558,28 +560,6 @@ impl<'de> Deserialize<'de> for StatusSpec {
             )),
         }
     }
-}
-
-/// One check on a response header. With no check given, the header must be present.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderCheck {
-    pub name: String,
-    /// The value equals this (case-insensitively).
-    #[serde(default)]
-    pub equals: Option<String>,
-    /// The comma-separated token list contains this token (case-insensitively).
-    #[serde(default)]
-    pub token: Option<String>,
-    /// If present, the value is one of these.
-    #[serde(default)]
-    pub one_of: Option<Vec<String>>,
-    /// The header must not be present.
-    #[serde(default)]
-    pub absent: bool,
-    /// The value is the correct Sec-WebSocket-Accept for the key sent.
-    #[serde(default)]
-    pub accept: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
