@@ -16,5 +16,6 @@ pub mod profile;
 pub mod report;
 pub mod sse;
 pub mod target;
+pub mod text;
 pub mod transcript;
 pub mod ws;

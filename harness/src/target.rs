@@ -12,6 +12,33 @@ pub enum UrlError {
     Tls(String),
     #[error("{0:?}: invalid host or port")]
     Authority(String),
+    #[error(
+        "{0:?}: credentials in the URL (user:password@) are not supported; give host and port only"
+    )]
+    Credentials(String),
+}
+
+/// `host:port` as it goes in a `Host` header: the port is left out when it
+/// is 80, and an IPv6 address is bracketed.
+pub fn authority(host: &str, port: u16) -> String {
+    if port == 80 {
+        host.to_string()
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The rest of `url` after `scheme://`, matching the scheme in any letter
+/// case (RFC 3986 §3.1: schemes are case-insensitive).
+fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
+    let n = scheme.len();
+    (url.len() >= n + 3
+        && url.is_char_boundary(n)
+        && url[..n].eq_ignore_ascii_case(scheme)
+        && url[n..].starts_with("://"))
+    .then(|| &url[n + 3..])
 }
 
 /// host, port and path of `scheme://host[:port][/path]`.
@@ -24,12 +51,7 @@ pub struct HttpTarget {
 
 impl HttpTarget {
     pub fn authority(&self) -> String {
-        WsTarget {
-            host: self.host.clone(),
-            port: self.port,
-            path: String::new(),
-        }
-        .authority()
+        authority(&self.host, self.port)
     }
 
     pub fn url(&self) -> String {
@@ -42,6 +64,9 @@ fn split(url: &str, rest: &str) -> Result<(String, u16, String), UrlError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
+    if auth.contains('@') {
+        return Err(UrlError::Credentials(url.into()));
+    }
     let path = if path.starts_with('?') {
         format!("/{path}")
     } else {
@@ -73,23 +98,19 @@ fn split(url: &str, rest: &str) -> Result<(String, u16, String), UrlError> {
 }
 
 pub fn parse_ws(url: &str) -> Result<WsTarget, UrlError> {
-    if url.starts_with("wss://") {
+    if strip_scheme(url, "wss").is_some() {
         return Err(UrlError::Tls(url.into()));
     }
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| UrlError::NotWs(url.into()))?;
+    let rest = strip_scheme(url, "ws").ok_or_else(|| UrlError::NotWs(url.into()))?;
     let (host, port, path) = split(url, rest)?;
     Ok(WsTarget { host, port, path })
 }
 
 pub fn parse_http(url: &str) -> Result<HttpTarget, UrlError> {
-    if url.starts_with("https://") {
+    if strip_scheme(url, "https").is_some() {
         return Err(UrlError::Tls(url.into()));
     }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| UrlError::NotHttp(url.into()))?;
+    let rest = strip_scheme(url, "http").ok_or_else(|| UrlError::NotHttp(url.into()))?;
     let (host, port, path) = split(url, rest)?;
     Ok(HttpTarget { host, port, path })
 }
@@ -121,5 +142,18 @@ mod tests {
             parse_http("http://127.0.0.1:8080/events").unwrap().url(),
             "http://127.0.0.1:8080/events"
         );
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive_and_credentials_are_refused() {
+        assert_eq!(parse_ws("WS://127.0.0.1:9/x").unwrap().path, "/x");
+        assert_eq!(parse_http("HtTp://h:1/e").unwrap().host, "h");
+        assert!(matches!(parse_ws("WSS://x/"), Err(UrlError::Tls(_))));
+        assert!(matches!(
+            parse_ws("ws://user:pw@127.0.0.1:9001/"),
+            Err(UrlError::Credentials(_))
+        ));
+        assert!(matches!(parse_ws("ws:/x"), Err(UrlError::NotWs(_))));
+        assert!(matches!(parse_ws("wé://x"), Err(UrlError::NotWs(_))));
     }
 }
