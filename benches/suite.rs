@@ -54,8 +54,12 @@ fn suite(c: &mut Criterion) {
                     known_failing: None,
                     strict: false,
                     jobs: 8,
+                    confirm: false,
+                    run_budget: None,
                 };
-                let results = rt.block_on(engine::run(plan, |_| {}));
+                let results = rt
+                    .block_on(engine::run(plan, |_| {}, std::future::pending()))
+                    .results;
                 assert!(results.iter().all(|r| r.outcome != Outcome::Fail));
             })
         });

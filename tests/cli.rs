@@ -73,23 +73,32 @@ async fn silent_server_gives_per_case_failures_and_partial_reports() {
         json.to_str().unwrap(),
     ])
     .await;
-    // No handshake possible at all: its own exit code, with every case judged.
+    // No handshake possible at all: its own exit code; the cases that need
+    // one did not run, and say so (never `fail`).
     assert_eq!(o.code, exit::UNREACHABLE, "{}\n{}", o.stdout, o.stderr);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let cases = report["cases"].as_array().unwrap();
     assert!(!cases.is_empty());
     for c in cases {
-        assert_eq!(c["outcome"], "fail", "{c}");
+        assert_eq!(c["outcome"], "not-run", "{c}");
         assert!(
             c["reason"]
                 .as_str()
                 .unwrap()
-                .contains("opening handshake failed"),
+                .contains("handshake probe failed"),
             "{c}"
         );
     }
-    assert_eq!(report["summary"]["fail"], cases.len());
+    assert_eq!(report["summary"]["not-run"], cases.len());
+    assert_eq!(report["summary"]["fail"], 0);
+    // The warning counts exactly the cases reported as not run.
+    assert!(
+        o.stderr
+            .contains(&format!("{} cases that need it are not run", cases.len())),
+        "{}",
+        o.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,4 +286,626 @@ async fn list_and_show_describe_cases() {
     );
     let o = pushspec(&["show", "ws.nope"]).await;
     assert_eq!(o.code, exit::USAGE);
+}
+
+// ---------------------------------------------------------------------------
+// The first run, as a newcomer and a CI job meet it.
+
+/// The `pushspec` binary cargo built beside this test.
+fn bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join(format!("pushspec{}", std::env::consts::EXE_SUFFIX));
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// A listener that accepts TCP and never says a word.
+async fn silent_listener() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    addr
+}
+
+async fn reference() -> pushspec_reference_server::ServerHandle {
+    pushspec_reference_server::Server::bind(
+        ([127, 0, 0, 1], 0).into(),
+        pushspec_reference_server::Config::conformance(),
+    )
+    .await
+    .unwrap()
+    .spawn_isolated()
+    .unwrap()
+}
+
+#[test]
+fn sigterm_writes_partial_reports_and_exits_143() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("sigterm");
+    let (json, junit) = (dir.join("r.json"), dir.join("r.xml"));
+    // The keep-alive case waits on purpose: the run is still going when
+    // the signal comes.
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "run",
+            "sse.keepalive.*",
+            "ws.control.*",
+            "--json",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("output before the end").unwrap();
+        if line.starts_with("running ") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(exit::TERMINATED), "{rest:?}");
+    assert!(
+        rest.last().unwrap().starts_with("TERMINATED (SIGTERM)"),
+        "{rest:?}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(report["stopped_by"], "terminated");
+    assert_eq!(report["exit_code"], exit::TERMINATED);
+    assert!(
+        !report["not_run"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"type="interrupted""#), "{xml}");
+    assert!(xml.contains("timestamp="), "{xml}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_sse_target_exits_3_at_once_with_a_hint() {
+    let server = reference().await;
+    let addr = server.local_addr();
+    let silent = silent_listener().await;
+    for (url, says) in [
+        (format!("http://{addr}/evnts"), "404"),
+        // The WebSocket endpoint, given as --sse.
+        (format!("http://{addr}/"), "--ws"),
+        (
+            format!("http://{silent}/events"),
+            "no complete response head",
+        ),
+    ] {
+        let t = Instant::now();
+        let o = pushspec(&["run", "--sse", &url, "--timeout", "500ms"]).await;
+        assert_eq!(o.code, exit::UNREACHABLE, "{url}: {}{}", o.stdout, o.stderr);
+        assert_eq!(o.stderr.lines().count(), 1, "{url}: {}", o.stderr);
+        assert!(o.stderr.contains(says), "{url}: {}", o.stderr);
+        assert!(
+            !o.stdout.contains("[1/"),
+            "{url}: no case ran: {}",
+            o.stdout
+        );
+        assert!(t.elapsed() < Duration::from_secs(10), "{url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_that_could_not_run_are_not_failures_and_selection_comes_first() {
+    let silent = silent_listener().await;
+    let dir = temp_dir("notrun");
+    let (json, junit) = (dir.join("r.json"), dir.join("r.xml"));
+    let o = pushspec(&[
+        "run",
+        "--ws",
+        &format!("ws://{silent}/"),
+        "ws.timing.*",
+        "ws.deflate.negotiate-*",
+        "ws.close.*",
+        "--skip-timing",
+        "--timeout",
+        "200ms",
+        "--json",
+        json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::UNREACHABLE, "{}\n{}", o.stdout, o.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for c in report["cases"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let want = if id.starts_with("ws.timing.") || id.starts_with("ws.deflate.") {
+            "unsupported"
+        } else {
+            "not-run"
+        };
+        assert_eq!(c["outcome"], want, "{c}");
+    }
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(!xml.contains("<failure"), "{xml}");
+    assert!(xml.contains("<skipped"), "{xml}");
+    // The summary counts them apart.
+    assert!(o.stdout.contains(" not-run"), "{}", o.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_failing_entries_that_match_nothing_fail_unless_broad() {
+    let dir = temp_dir("stale");
+    let kf = dir.join("kf.txt");
+    std::fs::write(&kf, "ws.control.ping-empty-typo\nplain words\n").unwrap();
+    let o = pushspec(&[
+        "run",
+        "ws.control.ping-empty",
+        "--known-failing",
+        kf.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::FAILED, "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("kf.txt:1"), "{}", o.stderr);
+    assert!(o.stderr.contains("\"plain words\""), "{}", o.stderr);
+    assert!(
+        o.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .contains("2 known-failing entries matching no case"),
+        "{}",
+        o.stdout
+    );
+    // Marked as broad, and entries for cases this run did not select: fine.
+    std::fs::write(&kf, "?ws.h2.*\nws.utf8.*\n").unwrap();
+    let o = pushspec(&[
+        "run",
+        "ws.control.ping-empty",
+        "--known-failing",
+        kf.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::OK, "{}\n{}", o.stdout, o.stderr);
+}
+
+/// A case that fails only a SHOULD on an echo server.
+const SHOULD_FAILS: &str = r#"
+family = "ws.selftest"
+
+[[case]]
+slug = "should-pong"
+title = "Expects a pong where an echo server sends the message back"
+spec = "none"
+level = "should"
+steps = [
+  { message = { type = "text", payload = "x" } },
+  { expect_pong = { payload = "x" } },
+]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_levels_colour_and_the_verdict_line() {
+    let dir = temp_dir("levels");
+    std::fs::write(dir.join("selftest.toml"), IMPOSSIBLE).unwrap();
+    let cases = dir.to_str().unwrap();
+
+    let normal = pushspec(&["run", "--cases", cases]).await;
+    assert_eq!(normal.code, exit::FAILED);
+    // Only the failing case gets a line, details and a place in the list.
+    assert!(normal.stdout.contains("] fail"), "{}", normal.stdout);
+    assert!(!normal.stdout.contains("] pass"), "{}", normal.stdout);
+    assert!(normal.stdout.contains("findings, grouped by reason:"));
+    assert!(normal.stdout.contains("      ws.selftest.pong-for-text"));
+    let last = normal.stdout.lines().last().unwrap();
+    assert!(last.starts_with("FAILED (1 fail): 2 cases in "), "{last}");
+    assert!(!normal.stdout.contains('\x1b'), "no colour into a pipe");
+
+    let verbose = pushspec(&["run", "--cases", cases, "-v"]).await;
+    assert!(verbose.stdout.contains("] pass"), "{}", verbose.stdout);
+
+    let quiet = pushspec(&["run", "--cases", cases, "-q"]).await;
+    assert_eq!(quiet.code, exit::FAILED);
+    assert!(!quiet.stdout.contains("] fail"), "{}", quiet.stdout);
+    assert!(!quiet.stdout.contains("transcript:"), "{}", quiet.stdout);
+    assert!(quiet.stdout.contains("      ws.selftest.pong-for-text"));
+    assert!(quiet.stdout.lines().last().unwrap().starts_with("FAILED"));
+
+    let coloured = pushspec(&["run", "--cases", cases, "--color", "always"]).await;
+    assert!(
+        coloured.stdout.contains("\x1b[1;31m"),
+        "{}",
+        coloured.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_says_why_it_fails() {
+    let dir = temp_dir("strict");
+    std::fs::write(dir.join("selftest.toml"), SHOULD_FAILS).unwrap();
+    let cases = dir.to_str().unwrap();
+    let o = pushspec(&["run", "--cases", cases]).await;
+    assert_eq!(o.code, exit::OK, "{}", o.stdout);
+    assert!(o.stdout.lines().last().unwrap().starts_with("PASSED:"));
+    let o = pushspec(&["run", "--cases", cases, "--strict"]).await;
+    assert_eq!(o.code, exit::FAILED, "{}", o.stdout);
+    let last = o.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("FAILED (1 non-strict under --strict):"),
+        "{last}"
+    );
+    assert!(o.stdout.contains("NON-STRICT ws.selftest.should-pong"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_destinations_are_checked_before_the_run_and_record_the_config() {
+    let o = pushspec(&["run", "ws.control.*", "--json", "/nonexistent/dir/r.json"]).await;
+    assert_eq!(o.code, exit::USAGE);
+    assert!(o.stderr.contains("/nonexistent/dir/r.json"), "{}", o.stderr);
+    assert!(!o.stdout.contains("running"), "no case ran: {}", o.stdout);
+
+    let dir = temp_dir("dest");
+    let same = dir.join("r");
+    let o = pushspec(&[
+        "run",
+        "--json",
+        same.to_str().unwrap(),
+        "--junit",
+        same.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::USAGE, "{}", o.stderr);
+    assert!(o.stderr.contains("--json and --junit"), "{}", o.stderr);
+
+    let junit = dir.join("r.xml");
+    let o = pushspec(&[
+        "run",
+        "ws.control.ping-empty",
+        "--json",
+        "-",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--jobs",
+        "3",
+        "--skip",
+        "nothing.*",
+    ])
+    .await;
+    assert_eq!(o.code, exit::OK, "{}", o.stderr);
+    assert!(!dir.join("-").exists());
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(report["config"]["jobs"], 3);
+    assert_eq!(report["config"]["patterns"][0], "ws.control.ping-empty");
+    assert_eq!(report["config"]["skip"][0], "nothing.*");
+    assert_eq!(report["config"]["timeout_ms"], 2000);
+    assert_eq!(report["config"]["strict"], false);
+    assert_eq!(report["verdict"], "PASSED");
+    let caps = report["targets"]["capabilities"].as_array().unwrap();
+    assert!(caps.iter().any(|c| c["name"] == "deflate"), "{caps:?}");
+    // The console went to standard error.
+    assert!(o.stderr.contains("PASSED"), "{}", o.stderr);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("timestamp="), "{xml}");
+    assert!(xml.contains(r#"<testsuite name="ws.control""#), "{xml}");
+    assert!(xml.contains("time="), "{xml}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_things_a_newcomer_trips_over() {
+    // A pattern that matches nothing says so.
+    let o = pushspec(&["list", "nope.*"]).await;
+    assert_eq!(o.code, exit::NO_CASES);
+    assert!(
+        o.stderr.contains("no case matches \"nope.*\""),
+        "{}",
+        o.stderr
+    );
+    // A family name is a pattern.
+    let o = pushspec(&["list", "ws.control"]).await;
+    assert_eq!(o.code, exit::OK);
+    assert!(o.stdout.contains("ws.control.ping-126-byte"));
+    // `show` speaks the case files' words.
+    let o = pushspec(&["show", "ws.deflate.bomb"]).await;
+    assert_eq!(o.code, exit::OK, "{}", o.stderr);
+    let requires = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("requires:"))
+        .unwrap();
+    assert!(requires.contains("deflate"), "{requires}");
+    assert!(!requires.contains("Deflate"), "{requires}");
+    // Schemes in any case; credentials are refused, not taken for a host.
+    let server = reference().await;
+    let addr = server.local_addr();
+    let o = pushspec(&[
+        "run",
+        "--ws",
+        &format!("WS://{addr}/"),
+        "ws.control.ping-empty",
+    ])
+    .await;
+    assert_eq!(o.code, exit::OK, "{}{}", o.stdout, o.stderr);
+    let o = pushspec(&["run", "--ws", &format!("ws://user:pw@{addr}/")]).await;
+    assert_eq!(o.code, exit::USAGE);
+    assert!(o.stderr.contains("credentials"), "{}", o.stderr);
+    // Plurals and rounded durations.
+    let o = pushspec(&["run", "ws.control.ping-empty"]).await;
+    let last = o.stdout.lines().last().unwrap();
+    assert!(last.contains(": 1 case in "), "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_host_names_and_names_an_address_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let o = pushspec(&["serve", "--listen", &addr.to_string()]).await;
+    assert_eq!(o.code, exit::USAGE);
+    assert!(
+        o.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        o.stderr
+    );
+    let o = pushspec(&["serve", "--listen", "no-such-host.invalid:1"]).await;
+    assert_eq!(o.code, exit::USAGE);
+    assert!(o.stderr.contains("no-such-host.invalid"), "{}", o.stderr);
+
+    // A host name works: the binary serves until it is told to stop.
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--listen", "localhost:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("pushspec reference server: ws://"),
+        "{line}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(exit::OK));
+}
+
+#[test]
+fn an_unknown_flag_is_not_suggested_as_a_pattern() {
+    let o = std::process::Command::new(bin())
+        .args(["run", "--frobnicate"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(exit::USAGE));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--frobnicate"), "{err}");
+    assert!(!err.contains("-- --frobnicate"), "{err}");
+}
+
+/// Forwards to `upstream`, except that the first connection on which the
+/// client sends `marker` never gets another byte back: a verdict resting
+/// on a deadline, that the target (through the proxy) would pass.
+async fn stall_once_proxy(
+    upstream: std::net::SocketAddr,
+    marker: &'static [u8],
+) -> std::net::SocketAddr {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stalled = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let stalled = stalled.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let mute = Arc::new(AtomicBool::new(false));
+                let m = mute.clone();
+                let up = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let mut seen: Vec<u8> = Vec::new();
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        seen.extend_from_slice(&buf[..n]);
+                        // Client frames are masked: look for the marker in
+                        // the unmasked payload of small frames.
+                        if !stalled.load(Ordering::SeqCst) && unmasked_contains(&seen, marker) {
+                            stalled.store(true, Ordering::SeqCst);
+                            m.store(true, Ordering::SeqCst);
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = match sr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if mute.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    addr
+}
+
+/// Whether a masked client frame with a short payload equal to `marker`
+/// appears in `bytes` after the HTTP head.
+fn unmasked_contains(bytes: &[u8], marker: &[u8]) -> bool {
+    let Some(head_end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let mut i = head_end + 4;
+    while i + 6 <= bytes.len() {
+        let len = (bytes[i + 1] & 0x7f) as usize;
+        if len >= 126 || i + 6 + len > bytes.len() {
+            return false;
+        }
+        let key = &bytes[i + 2..i + 6];
+        let payload: Vec<u8> = bytes[i + 6..i + 6 + len]
+            .iter()
+            .enumerate()
+            .map(|(j, b)| b ^ key[j % 4])
+            .collect();
+        if payload == marker {
+            return true;
+        }
+        i += 6 + len;
+    }
+    false
+}
+
+/// Waits for a close an echo server never sends: fails on a deadline.
+const NEVER_CLOSES: &str = r#"
+family = "ws.selftest"
+
+[[case]]
+slug = "close-unasked"
+title = "Expects a close nobody asked for"
+spec = "none"
+level = "must"
+steps = [
+  { message = { type = "text", payload = "x" } },
+  { expect_message = { type = "text", payload = "x" } },
+  { expect_close = { codes = [1000] } },
+]
+"#;
+
+const STALL_CASE: &str = r#"
+family = "ws.selftest"
+
+[[case]]
+slug = "echo-stall"
+title = "Echo"
+spec = "RFC 6455 §5.6"
+level = "must"
+steps = [
+  { message = { type = "text", payload = "stall-me" } },
+  { expect_message = { type = "text", payload = "stall-me" } },
+]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verdict_resting_on_a_deadline_is_confirmed_and_a_pass_there_is_flaky() {
+    let server = reference().await;
+    let proxy = stall_once_proxy(server.local_addr(), b"stall-me").await;
+    let dir = temp_dir("flaky");
+    std::fs::write(dir.join("selftest.toml"), STALL_CASE).unwrap();
+    let json = dir.join("r.json");
+    let o = pushspec(&[
+        "run",
+        "--ws",
+        &format!("ws://{proxy}/"),
+        "--cases",
+        dir.to_str().unwrap(),
+        "--timeout",
+        "300ms",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
+    // It passed when run again alone: reported as flaky, not failing.
+    assert_eq!(o.code, exit::OK, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("confirming 1 failing verdict alone"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("flaky (1 case"), "{}", o.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let case = &report["cases"][0];
+    assert_eq!(case["outcome"], "pass", "{case}");
+    assert_eq!(case["flaky"], true, "{case}");
+    assert_eq!(case["first_attempt"]["outcome"], "fail", "{case}");
+    assert_eq!(report["flaky"][0], "ws.selftest.echo-stall");
+
+    // A target that fails both times: confirmed, and it fails the run.
+    let dir2 = temp_dir("confirmed");
+    std::fs::write(dir2.join("selftest.toml"), NEVER_CLOSES).unwrap();
+    let o = pushspec(&[
+        "run",
+        "--cases",
+        dir2.to_str().unwrap(),
+        "--timeout",
+        "300ms",
+        "-v",
+    ])
+    .await;
+    assert_eq!(o.code, exit::FAILED);
+    assert!(
+        o.stdout.contains("confirmed: run again alone"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_has_an_overall_bound() {
+    let dir = temp_dir("budget");
+    let json = dir.join("r.json");
+    let o = pushspec(&[
+        "run",
+        "sse.keepalive.*",
+        "ws.control.*",
+        "--run-timeout",
+        "1s",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::FAILED, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .contains("the run budget ran out"),
+        "{}",
+        o.stdout
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["stopped_by"], "run-budget");
+    let keepalive = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"].as_str().unwrap().starts_with("sse.keepalive."))
+        .unwrap();
+    assert!(
+        keepalive["reason"].as_str().unwrap().contains("run budget"),
+        "{keepalive}"
+    );
 }

@@ -37,8 +37,12 @@ async fn run_all() -> Vec<CaseResult> {
         known_failing: None,
         strict: true,
         jobs: 4,
+        confirm: false,
+        run_budget: None,
     };
-    let results = engine::run(plan, |_| {}).await;
+    let results = engine::run(plan, |_| {}, std::future::pending())
+        .await
+        .results;
     drop(server);
     results
 }
@@ -79,7 +83,14 @@ async fn every_case_passes_on_the_reference_server() {
     if !bad.is_empty() {
         let owned: Vec<CaseResult> = bad.iter().map(|r| (*r).clone()).collect();
         let mut text = Vec::new();
-        console::details(&mut text, &owned).unwrap();
+        console::details(
+            &mut text,
+            &owned,
+            console::Verbosity::Verbose,
+            true,
+            console::Style::default(),
+        )
+        .unwrap();
         let list: Vec<String> = bad
             .iter()
             .map(|r| format!("  {} -> {}: {}", r.id, r.outcome, r.reason))

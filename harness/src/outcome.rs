@@ -25,10 +25,13 @@ pub enum Outcome {
     Xfail,
     /// Listed as known-failing, but passed: a stale entry, which fails the run.
     Xpass,
+    /// Not run because a prerequisite failed (the target's handshake or
+    /// stream probe, or the run budget ran out before its turn).
+    NotRun,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Pass,
         Outcome::Fail,
         Outcome::NonStrict,
@@ -37,6 +40,7 @@ impl Outcome {
         Outcome::Error,
         Outcome::Xfail,
         Outcome::Xpass,
+        Outcome::NotRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +53,7 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Xfail => "xfail",
             Outcome::Xpass => "xpass",
+            Outcome::NotRun => "not-run",
         }
     }
 
@@ -130,6 +135,63 @@ pub struct CaseResult {
     /// Always kept; reporters decide where to show it.
     #[serde(skip)]
     pub transcript: Vec<Entry>,
+    /// Set when a failing verdict was run again alone to confirm it: what
+    /// the first attempt gave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_attempt: Option<Attempt>,
+    /// The first attempt failed and the confirmation run passed: the
+    /// verdict depended on something other than the target (reported, not
+    /// failing the run).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
+}
+
+/// One earlier attempt at a case, kept when the case was run again.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub reason: String,
+    pub duration_ms: u64,
+}
+
+impl CaseResult {
+    /// A case that did not run because `why`.
+    pub fn not_run(case: &Case, why: impl Into<String>) -> CaseResult {
+        CaseResult {
+            id: case.id.clone(),
+            family: case.family.clone(),
+            title: case.title.clone(),
+            spec: case.spec.clone(),
+            level: case.level,
+            outcome: Outcome::NotRun,
+            reason: why.into(),
+            expected: None,
+            actual: None,
+            duration_ms: 0,
+            duration: Duration::ZERO,
+            handshake_failed: false,
+            transcript: Vec::new(),
+            first_attempt: None,
+            flaky: false,
+        }
+    }
+
+    /// Folds a confirmation run into this first attempt: the confirmation
+    /// decides, the first attempt is kept for the report.
+    pub fn confirmed_by(self, second: CaseResult) -> CaseResult {
+        let first = Attempt {
+            outcome: self.outcome,
+            reason: self.reason,
+            duration_ms: self.duration_ms,
+        };
+        let flaky = second.outcome != first.outcome
+            && matches!(second.outcome, Outcome::Pass | Outcome::Info);
+        CaseResult {
+            first_attempt: Some(first),
+            flaky,
+            ..second
+        }
+    }
 }
 
 /// Applies the case's level to a run.
@@ -172,6 +234,8 @@ pub fn judge(case: &Case, run: Run, transcript: &Transcript, duration: Duration)
         duration,
         handshake_failed: run.handshake_failed,
         transcript: transcript.entries(),
+        first_attempt: None,
+        flaky: false,
     }
 }
 

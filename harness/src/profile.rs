@@ -25,6 +25,10 @@ pub struct WsProfile {
     /// permessage-deflate (RFC 7692) is supported.
     #[serde(default)]
     pub deflate: bool,
+    /// The profile says `deflate = ...` itself: the pre-run probe does not
+    /// override it (`deflate = false` keeps the family off).
+    #[serde(skip)]
+    pub deflate_declared: bool,
     /// Largest message the target accepts; larger ones may be refused with 1009.
     pub max_message_size: Option<u64>,
     /// Most fragments per message the target accepts.
@@ -66,11 +70,17 @@ impl Profile {
     }
 
     pub fn parse(file: &str, text: &str) -> Result<Profile, LoadError> {
-        toml::from_str(text).map_err(|e| LoadError::Invalid {
+        let mut p: Profile = toml::from_str(text).map_err(|e| LoadError::Invalid {
             file: file.to_string(),
             line: e.span().map_or(1, |s| line_of(text, s.start)),
             message: e.message().to_string(),
-        })
+        })?;
+        let table: toml::Table = toml::from_str(text).unwrap_or_default();
+        p.ws.deflate_declared = table
+            .get("ws")
+            .and_then(|w| w.as_table())
+            .is_some_and(|w| w.contains_key("deflate"));
+        Ok(p)
     }
 
     /// The profile of the embedded reference server
@@ -84,6 +94,7 @@ impl Profile {
         Profile {
             ws: WsProfile {
                 deflate: ws.deflate,
+                deflate_declared: true,
                 max_message_size: Some(ws.max_message_size as u64),
                 subprotocols: Some(ws.subprotocols),
                 allowed_origins: ws.allowed_origins,

@@ -1,14 +1,19 @@
 //! Reporters: turn case results into console output, JSON and JUnit XML.
+//! They consume what the engine produced and the run's configuration; they
+//! decide nothing about verdicts.
 
 pub mod console;
 pub mod json;
 pub mod junit;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::case::select::Stale;
+use crate::engine::Stop;
 use crate::outcome::{CaseResult, Outcome};
 
 /// Counts per outcome, every outcome present (zero or not).
@@ -37,6 +42,39 @@ impl Summary {
     }
 }
 
+/// The flags and files that produced a run, recorded in its reports.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Config {
+    pub patterns: Vec<String>,
+    pub skip: Vec<String>,
+    pub profile: Option<String>,
+    pub known_failing: Option<String>,
+    pub cases_dir: Option<String>,
+    pub jobs: usize,
+    pub timeout_ms: u64,
+    pub run_timeout_ms: u64,
+    pub strict: bool,
+    pub skip_timing: bool,
+}
+
+/// Where a capability the run used came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapabilitySource {
+    /// Seen on the wire by the pre-run probe.
+    Detected,
+    /// Declared in the profile (or the embedded server's own profile).
+    Profile,
+    /// Implied by a flag (`--publish`).
+    Flag,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CapabilityInfo {
+    pub name: String,
+    pub source: CapabilitySource,
+}
+
 /// Everything a report file holds about one run.
 #[derive(Clone, Debug)]
 pub struct RunInfo {
@@ -46,16 +84,122 @@ pub struct RunInfo {
     pub sse_target: Option<String>,
     pub publish: Option<String>,
     pub strict: bool,
-    /// The run was cut short (interrupt): the report holds what finished.
-    pub interrupted: bool,
-    /// Selected cases that never ran because of the interrupt.
+    /// What cut the run short, if anything.
+    pub stop: Option<Stop>,
+    /// Selected cases that never ran because of an interrupt.
     pub not_run: Vec<String>,
+    pub config: Config,
+    pub capabilities: Vec<CapabilityInfo>,
+    /// Known-failing entries that matched no selected case.
+    pub stale_known_failing: Vec<Stale>,
+    /// The verdict line's first words (`PASSED`, `FAILED (2 fail)`, ...).
+    pub verdict: String,
+    pub exit_code: i32,
+}
+
+impl RunInfo {
+    /// Cut short by a signal: the reports hold what finished.
+    pub fn interrupted(&self) -> bool {
+        matches!(self.stop, Some(Stop::Interrupted | Stop::Terminated))
+    }
+}
+
+/// Cases that did not pass and share a cause: the same outcome and the
+/// same reason once the numbers that vary from case to case (sizes,
+/// offsets, counts) are left out.
+#[derive(Clone, Debug, Serialize)]
+pub struct Group {
+    pub outcome: Outcome,
+    /// The reason of the first case in the group.
+    pub reason: String,
+    pub cases: Vec<String>,
+}
+
+/// The shape of a reason: runs of digits that are not a status or close
+/// code (3-4 digits) become `#`.
+fn shape(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if matches!(digits.len(), 3 | 4) {
+            out.push_str(digits);
+        } else if !digits.is_empty() {
+            out.push('#');
+        }
+        digits.clear();
+    };
+    for c in reason.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
+/// Every case that did not pass, grouped by cause, most serious first and
+/// then by size.
+pub fn findings(results: &[CaseResult]) -> Vec<Group> {
+    let rank = |o: Outcome| match o {
+        Outcome::Fail => 0,
+        Outcome::Error => 1,
+        Outcome::Xpass => 2,
+        Outcome::NonStrict => 3,
+        Outcome::NotRun => 4,
+        _ => 9,
+    };
+    let mut keys: Vec<(Outcome, String)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for r in results.iter().filter(|r| rank(r.outcome) < 9) {
+        let key = (r.outcome, shape(&r.reason));
+        match keys.iter().position(|k| *k == key) {
+            Some(i) => groups[i].cases.push(r.id.clone()),
+            None => {
+                keys.push(key);
+                groups.push(Group {
+                    outcome: r.outcome,
+                    reason: r.reason.clone(),
+                    cases: vec![r.id.clone()],
+                });
+            }
+        }
+    }
+    groups.sort_by_key(|g| (rank(g.outcome), std::cmp::Reverse(g.cases.len())));
+    groups
+}
+
+/// The sibling file a report is first written to.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".pushspec-tmp");
+    path.with_file_name(name)
 }
 
 /// Writes `contents` to `path` atomically enough that a reader never sees a
 /// half-written report: write a sibling temp file, then rename.
-pub fn write_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("pushspec-tmp");
+pub fn write_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = temp_path(path);
     std::fs::write(&tmp, contents)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_group_by_shape() {
+        assert_eq!(
+            shape("381952 bytes still unsent after 2s"),
+            "# bytes still unsent after #s"
+        );
+        assert_eq!(
+            shape("status 400 instead of 101"),
+            "status 400 instead of 101"
+        );
+        assert_eq!(shape("close 1009 at 45 ms"), "close 1009 at # ms");
+    }
 }
