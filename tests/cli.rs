@@ -909,3 +909,87 @@ async fn a_run_has_an_overall_bound() {
         "{keepalive}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permessage_deflate_is_detected_on_the_wire_unless_the_profile_says_no() {
+    let server = reference().await;
+    let addr = server.local_addr();
+    let dir = temp_dir("detect");
+    let json = dir.join("r.json");
+    let o = pushspec(&[
+        "run",
+        "--ws",
+        &format!("ws://{addr}/"),
+        "ws.deflate.offer-*",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::OK, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("detected: permessage-deflate"),
+        "{}",
+        o.stdout
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["summary"]["unsupported"], 0, "{report}");
+    assert!(report["summary"]["pass"].as_u64().unwrap() > 0);
+    let caps = report["targets"]["capabilities"].as_array().unwrap();
+    assert!(
+        caps.iter()
+            .any(|c| c["name"] == "deflate" && c["source"] == "detected"),
+        "{caps:?}"
+    );
+
+    let profile = dir.join("off.toml");
+    std::fs::write(&profile, "[ws]\ndeflate = false\n").unwrap();
+    let o = pushspec(&[
+        "run",
+        "--ws",
+        &format!("ws://{addr}/"),
+        "ws.deflate.offer-*",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::OK, "{}\n{}", o.stdout, o.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["summary"]["unsupported"], report["summary"]["total"],
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_with_one_cause_read_as_one_finding() {
+    // Twenty cases, one cause: an echo server never answers a pong.
+    let mut file = String::from("family = \"ws.selftest\"\n");
+    for i in 0..20 {
+        file.push_str(&format!(
+            "\n[[case]]\nslug = \"pong-{i}\"\ntitle = \"t\"\nspec = \"none\"\nlevel = \"must\"\nsteps = [\n  {{ message = {{ type = \"text\", payload = {{ repeat = \"x\", len = {} }} }} }},\n  {{ expect_pong = {{ payload = \"x\" }} }},\n]\n",
+            1000 + i * 977
+        ));
+    }
+    let dir = temp_dir("grouped");
+    std::fs::write(dir.join("selftest.toml"), file).unwrap();
+    let json = dir.join("r.json");
+    let o = pushspec(&[
+        "run",
+        "--cases",
+        dir.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::FAILED);
+    assert!(o.stdout.contains("fail (20 cases): "), "{}", o.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["cases"].as_array().unwrap().len(), 20);
+}

@@ -45,7 +45,12 @@ const SAMPLE: &[&str] = &[
 ];
 
 /// Slow on purpose, and big: not what this test is about.
-const SKIP: &[&str] = &["sse.keepalive.*", "ws.timing.*", "ws.limits.*", "*-16777216"];
+const SKIP: &[&str] = &[
+    "sse.keepalive.*",
+    "ws.timing.*",
+    "ws.limits.*",
+    "*-16777216",
+];
 
 fn runs() -> usize {
     std::env::var("PUSHSPEC_STABILITY_RUNS")
@@ -91,9 +96,8 @@ async fn jittery_copy(
             Ok(n) => n,
         };
         // Never before the previous chunk: each direction stays in order.
-        let at = (tokio::time::Instant::now()
-            + Duration::from_millis(fastrand::u64(0..=25)))
-        .max(last);
+        let at =
+            (tokio::time::Instant::now() + Duration::from_millis(fastrand::u64(0..=25))).max(last);
         last = at;
         if tx.send((at, buf[..n].to_vec())).is_err() {
             break;
@@ -259,7 +263,10 @@ async fn verdicts_are_identical_on_a_slow_jittery_target_under_load() {
         .iter()
         .filter(|(_, o)| o.fails_run(true))
         .collect();
-    assert!(failing.is_empty(), "the reference server failed: {failing:?}");
+    assert!(
+        failing.is_empty(),
+        "the reference server failed: {failing:?}"
+    );
 
     // Broken fixtures: whatever they get, they get it every time.
     let ws_caps = Capabilities {
@@ -274,8 +281,13 @@ async fn verdicts_are_identical_on_a_slow_jittery_target_under_load() {
         support::broken_ws::Fault::EchoesFragmentsSeparately,
     ] {
         let proxy = jittery_proxy(support::broken_ws::spawn(fault).await);
-        let v = same_every_time(&format!("{fault:?}"), &ws_cases, &ws_targets(proxy), &ws_caps)
-            .await;
+        let v = same_every_time(
+            &format!("{fault:?}"),
+            &ws_cases,
+            &ws_targets(proxy),
+            &ws_caps,
+        )
+        .await;
         assert!(
             v.values().any(|o| o.fails_run(true)),
             "{fault:?} must fail some case"
@@ -300,8 +312,13 @@ async fn verdicts_are_identical_on_a_slow_jittery_target_under_load() {
         support::broken_sse::Fault::NoSpaceAfterColon,
     ] {
         let proxy = jittery_proxy(support::broken_sse::spawn(fault).await);
-        let v = same_every_time(&format!("{fault:?}"), &sse_cases, &sse_targets(proxy), &sse_caps)
-            .await;
+        let v = same_every_time(
+            &format!("{fault:?}"),
+            &sse_cases,
+            &sse_targets(proxy),
+            &sse_caps,
+        )
+        .await;
         assert!(
             v.values().any(|o| o.fails_run(true)),
             "{fault:?} must fail some case"

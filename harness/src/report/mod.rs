@@ -115,15 +115,26 @@ pub struct Group {
     pub cases: Vec<String>,
 }
 
-/// The shape of a reason: runs of digits that are not a status or close
-/// code (3-4 digits) become `#`.
+/// The shape of a reason: numbers become `#` (sizes, offsets, counts and
+/// times vary from case to case), except status and close codes, which
+/// name the cause.
 fn shape(reason: &str) -> String {
+    const KEEP_AFTER: [&str; 6] = ["close", "status", "code", "codes", "http/1.1", "http/1.0"];
     let mut out = String::with_capacity(reason.len());
     let mut digits = String::new();
     let flush = |digits: &mut String, out: &mut String| {
-        if matches!(digits.len(), 3 | 4) {
+        if digits.is_empty() {
+            return;
+        }
+        let before = out
+            .trim_end_matches([' ', '[', '=', ':', ','])
+            .rsplit(' ')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if KEEP_AFTER.contains(&before.as_str()) {
             out.push_str(digits);
-        } else if !digits.is_empty() {
+        } else {
             out.push('#');
         }
         digits.clear();
@@ -198,8 +209,16 @@ mod tests {
         );
         assert_eq!(
             shape("status 400 instead of 101"),
-            "status 400 instead of 101"
+            "status 400 instead of #"
         );
         assert_eq!(shape("close 1009 at 45 ms"), "close 1009 at # ms");
+        assert_eq!(
+            shape("expected close codes [1002, 1007], got 1000 bytes"),
+            "expected close codes [1002, #], got # bytes"
+        );
+        assert_ne!(
+            shape("expected close 1002, got close 1000"),
+            shape("expected close 1007, got close 1000")
+        );
     }
 }
