@@ -20,7 +20,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let root = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap()).join("..");
+    // `cases` here is a link to the workspace's `cases/`, so a packaged
+    // crate (`cargo package`, `cargo install`) carries the files itself.
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let cases = root.join("cases");
     println!("cargo:rerun-if-changed={}", cases.display());
     let mut files = Vec::new();
@@ -28,6 +30,7 @@ fn main() {
     files.sort();
     let mut src = String::from("pub static EMBEDDED: &[(&str, &str)] = &[\n");
     for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
         let rel = f
             .strip_prefix(&root)
             .unwrap()
