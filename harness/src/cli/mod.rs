@@ -85,7 +85,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Bound on the whole run (default: 60s plus each selected case's share
-    /// of 20 timeouts over the jobs; see the README).
+    /// of ten timeouts over the jobs; see the README).
     #[arg(long, value_name = "DURATION", value_parser = parse_run_timeout)]
     pub run_timeout: Option<Duration>,
     /// Cases run at once (one connection each).

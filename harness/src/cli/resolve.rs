@@ -48,12 +48,13 @@ pub(super) struct RunConfig {
 }
 
 impl RunConfig {
-    /// The run budget: as given, or 60 s plus each case's share of twenty
-    /// timeouts spread over the jobs (a case that waits out its whole
-    /// budget takes about that; confirmations come on top).
+    /// The run budget: as given, or 60 s plus each case's share of ten
+    /// timeouts spread over the jobs: far above what a live target needs
+    /// (most cases take milliseconds), low enough that a flooding or
+    /// trickling target cannot hold a CI job for hours.
     pub(super) fn run_budget(&self, cases: usize) -> Duration {
         self.run_timeout.unwrap_or_else(|| {
-            let per_case = self.timeout * 20;
+            let per_case = self.timeout * 10;
             Duration::from_secs(60) + per_case * (cases as u32) / (self.jobs.max(1) as u32)
         })
     }
