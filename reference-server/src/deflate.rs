@@ -293,29 +293,34 @@ pub(crate) fn accept_offer(params: &[(String, Option<String>)]) -> Result<Negoti
 
 /// Compresses the server's messages frame by frame.
 struct Deflater {
-    /// `None`: 8-bit window, stored blocks only.
+    window_bits: u8,
+    /// Created by the first message that needs it and dropped by
+    /// [`Deflater::release`]: a zlib compressor holds about 300 KB, far more
+    /// than an idle connection should. Starting a new compressor between
+    /// messages is always allowed: context takeover lets the server refer
+    /// back to earlier messages, it never obliges it to (RFC 7692 §7.1.1.1).
     zlib: Option<Box<Compress>>,
     no_context_takeover: bool,
 }
 
 impl Deflater {
     fn new(window_bits: u8, no_context_takeover: bool) -> Self {
-        let zlib = (window_bits > 8).then(|| {
-            Box::new(Compress::new_with_window_bits(
-                Compression::default(),
-                false,
-                window_bits,
-            ))
-        });
         Deflater {
-            zlib,
+            window_bits,
+            zlib: None,
             no_context_takeover,
         }
     }
 
+    /// Drops the compression context (between messages only).
+    fn release(&mut self) {
+        self.zlib = None;
+    }
+
     /// The compressed payload of one frame of a message; `fin` for the last.
     fn compress_frame(&mut self, data: &[u8], fin: bool) -> Vec<u8> {
-        let Some(c) = &mut self.zlib else {
+        // An 8-bit window: stored blocks only, no compressor at all.
+        if self.window_bits <= 8 {
             let mut out = Vec::with_capacity(data.len() + data.len() / 65535 * 5 + 6);
             for chunk in data.chunks(65535) {
                 let len = chunk.len() as u16;
@@ -330,7 +335,7 @@ impl Deflater {
                 out.push(0x00);
             }
             return out;
-        };
+        }
         if data.is_empty() {
             // zlib emits nothing for a flush right after a flush; the
             // stream is at a block boundary either way, so an empty message
@@ -338,6 +343,14 @@ impl Deflater {
             // non-final frame is empty.
             return if fin { vec![0x00] } else { Vec::new() };
         }
+        let bits = self.window_bits;
+        let c = self.zlib.get_or_insert_with(|| {
+            Box::new(Compress::new_with_window_bits(
+                Compression::default(),
+                false,
+                bits,
+            ))
+        });
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
         let mut input = data;
         loop {
@@ -365,11 +378,13 @@ impl Deflater {
 
 /// Inflates the client's messages, streaming.
 struct Inflater {
-    zlib: Decompress,
+    /// Created when a compressed message arrives and dropped by
+    /// [`Inflater::release`] (zlib's state and window are about 40 KB).
+    zlib: Option<Decompress>,
     window_bits: u8,
     no_context_takeover: bool,
     /// Recent output (with context takeover), to prime a new stream after
-    /// a block with BFINAL set (RFC 7692 §7.2.3.4).
+    /// a block with BFINAL set (RFC 7692 §7.2.3.4) or after a release.
     history: Vec<u8>,
     /// A stream ended with BFINAL and no byte of the next one was fed.
     fresh_after_end: bool,
@@ -387,7 +402,7 @@ impl Inflater {
         // zlib has no raw 8-bit window; a 9-bit one decodes a superset.
         let window_bits = window_bits.max(9);
         Inflater {
-            zlib: Decompress::new_with_window_bits(false, window_bits),
+            zlib: None,
             window_bits,
             no_context_takeover,
             history: Vec::new(),
@@ -395,16 +410,24 @@ impl Inflater {
         }
     }
 
+    /// Gives a fresh stream the window the client may refer back to.
+    fn prime(zlib: &mut Decompress, history: &[u8], window_bits: u8) {
+        if !history.is_empty() {
+            let from = history.len().saturating_sub(1 << window_bits);
+            let _ = zlib.set_dictionary(&history[from..]);
+        }
+    }
+
     /// After a message (and after a BFINAL block): a new stream, primed with
     /// the window when context is taken over.
     fn restart(&mut self, keep_window: bool) {
-        self.zlib.reset(false);
         self.fresh_after_end = false;
-        if keep_window && !self.history.is_empty() {
-            let from = self.history.len().saturating_sub(1 << self.window_bits);
-            let _ = self.zlib.set_dictionary(&self.history[from..]);
-        } else {
+        if !keep_window {
             self.history.clear();
+        }
+        if let Some(zlib) = &mut self.zlib {
+            zlib.reset(false);
+            Self::prime(zlib, &self.history, self.window_bits);
         }
     }
 
@@ -412,6 +435,18 @@ impl Inflater {
         if self.no_context_takeover {
             self.restart(false);
         }
+    }
+
+    /// Drops the zlib state between messages. With context takeover only
+    /// the window itself is kept (the client may refer back into it); the
+    /// next message starts a stream primed with it, as after BFINAL.
+    fn release(&mut self) {
+        self.zlib = None;
+        let w = 1usize << self.window_bits;
+        if self.history.len() > w {
+            self.history.drain(..self.history.len() - w);
+        }
+        self.history.shrink_to_fit();
     }
 
     /// Inflates `input`, handing the output to `emit` in chunks of at most
@@ -430,13 +465,20 @@ impl Inflater {
         while !input.is_empty() {
             self.fresh_after_end = false;
             let room = STEP.min(allowed.saturating_add(1));
-            let (in0, out0) = (self.zlib.total_in(), self.zlib.total_out());
-            let status = self
-                .zlib
+            let zlib = match &mut self.zlib {
+                Some(zlib) => zlib,
+                None => {
+                    let mut zlib = Decompress::new_with_window_bits(false, self.window_bits);
+                    Self::prime(&mut zlib, &self.history, self.window_bits);
+                    self.zlib.insert(zlib)
+                }
+            };
+            let (in0, out0) = (zlib.total_in(), zlib.total_out());
+            let status = zlib
                 .decompress(input, &mut buf[..room], FlushDecompress::Sync)
                 .map_err(|_| InflateFail::Corrupt)?;
-            let consumed = (self.zlib.total_in() - in0) as usize;
-            let produced = (self.zlib.total_out() - out0) as usize;
+            let consumed = (zlib.total_in() - in0) as usize;
+            let produced = (zlib.total_out() - out0) as usize;
             if produced > allowed {
                 return Err(InflateFail::TooLarge);
             }
@@ -551,6 +593,21 @@ impl Inbound {
 
     pub(crate) fn has_input(&self) -> bool {
         self.pos < self.queue.len()
+    }
+
+    /// Between messages with nothing queued: [`Inbound::release`] loses
+    /// nothing.
+    pub(crate) fn at_rest(&self) -> bool {
+        !self.has_input() && !self.in_payload && self.have == 0 && self.message.is_none()
+    }
+
+    /// Frees the buffers and the zlib state; they are made again on demand.
+    pub(crate) fn release(&mut self) {
+        self.queue = Vec::new();
+        self.pos = 0;
+        self.scratch = Vec::new();
+        self.echo_compressed.shrink_to_fit();
+        self.inflater.release();
     }
 
     /// Transforms queued input into `out` until the input is used up or
@@ -775,6 +832,17 @@ impl Outbound {
             first: false,
             payload: Vec::new(),
         }
+    }
+
+    /// Between messages: [`Outbound::release`] loses nothing.
+    pub(crate) fn at_rest(&self) -> bool {
+        !self.in_payload && self.have == 0 && self.compressing.is_none()
+    }
+
+    /// Frees the frame buffer and the compressor.
+    pub(crate) fn release(&mut self) {
+        self.payload = Vec::new();
+        self.deflater.release();
     }
 
     /// Consumes all of `data`, appending the bytes to send to `out`.

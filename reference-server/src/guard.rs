@@ -46,12 +46,16 @@
 //! compresses the echoes ([`crate::deflate::Outbound`]).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::deflate::{Agreed, Inbound, Outbound};
+
+/// Largest socket read on the permessage-deflate path.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Close code 1002: protocol error.
 pub const PROTOCOL_ERROR: u16 = 1002;
@@ -154,6 +158,20 @@ impl Validator {
             withholding: false,
             scratch: Vec::new(),
         }
+    }
+
+    /// At a frame boundary, outside any message, nothing withheld.
+    pub fn at_rest(&self) -> bool {
+        matches!(self.phase, Phase::Header)
+            && self.have == 0
+            && self.message.is_none()
+            && !self.withholding
+    }
+
+    /// Frees the scratch buffers (they grow with the largest text chunk).
+    pub fn release(&mut self) {
+        self.scratch = Vec::new();
+        self.close_payload = Vec::new();
     }
 
     /// Feeds the next bytes of the stream.
@@ -497,7 +515,6 @@ struct DeflateIo {
     /// The validator's event, reported once everything before it was
     /// transformed and handed on.
     validator_event: Option<Event>,
-    scratch: Box<[u8]>,
     /// Bytes accepted from tungstenite, not yet written to the socket.
     write_out: Vec<u8>,
     write_pos: usize,
@@ -518,11 +535,42 @@ impl<S> FrameGuard<S> {
                     read_out: Vec::new(),
                     read_pos: 0,
                     validator_event: None,
-                    scratch: vec![0; 16 * 1024].into_boxed_slice(),
                     write_out: Vec::new(),
                     write_pos: 0,
                 })
             }),
+        }
+    }
+
+    /// Nothing is in flight in either direction: every byte handed to
+    /// tungstenite ends a complete frame outside any message, and every
+    /// byte tungstenite wrote has been sent. The session may then drop
+    /// tungstenite and [`FrameGuard::release`] without losing anything.
+    pub fn at_rest(&self) -> bool {
+        self.event.is_none()
+            && self.validator.at_rest()
+            && self.deflate.as_ref().is_none_or(|d| {
+                d.read_pos == d.read_out.len()
+                    && d.validator_event.is_none()
+                    && d.inbound.at_rest()
+                    && d.write_pos == d.write_out.len()
+                    && d.outbound.at_rest()
+                    && d.inbound.echo_compressed.is_empty()
+            })
+    }
+
+    /// Frees every buffer and compression context; each is made again when
+    /// the next bytes need it. Call only [`FrameGuard::at_rest`].
+    pub fn release(&mut self) {
+        debug_assert!(self.at_rest());
+        self.validator.release();
+        if let Some(d) = self.deflate.as_mut() {
+            d.inbound.release();
+            d.outbound.release();
+            d.read_out = Vec::new();
+            d.read_pos = 0;
+            d.write_out = Vec::new();
+            d.write_pos = 0;
         }
     }
 
@@ -581,7 +629,9 @@ impl<S: AsyncRead + Unpin> FrameGuard<S> {
                 self.event = Some(event);
                 continue;
             }
-            let mut rb = ReadBuf::new(&mut d.scratch);
+            // On the stack: an idle connection keeps no read buffer.
+            let mut raw = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut rb = ReadBuf::uninit(&mut raw);
             ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
             let got = rb.filled();
             if got.is_empty() {
