@@ -13,9 +13,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::ProtocolError};
 
 use crate::Shared;
-use crate::guard::{self, Event, FrameGuard};
+use crate::guard::FrameGuard;
 use crate::handshake::Accepted;
 use crate::stats::Gauge;
+use crate::vocab::{self, Event};
 
 /// How long we keep draining a connection after our close frame, and how long
 /// writing that close frame may take.
@@ -183,9 +184,9 @@ fn decide(ws: &Ws, err: WsError) -> Closing {
         // (there should be none, as the guard checks a superset).
         None => match err {
             WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Closing::Drop,
-            WsError::Protocol(_) => close_frame(guard::PROTOCOL_ERROR, "protocol error"),
-            WsError::Utf8(_) => close_frame(guard::INVALID_PAYLOAD, "invalid UTF-8"),
-            WsError::Capacity(_) => close_frame(guard::MESSAGE_TOO_BIG, "message too big"),
+            WsError::Protocol(_) => close_frame(vocab::PROTOCOL_ERROR, "protocol error"),
+            WsError::Utf8(_) => close_frame(vocab::INVALID_PAYLOAD, "invalid UTF-8"),
+            WsError::Capacity(_) => close_frame(vocab::MESSAGE_TOO_BIG, "message too big"),
             _ => Closing::Drop,
         },
     }
