@@ -36,8 +36,9 @@ const WAKE_READ: usize = 256;
 
 /// tungstenite's read buffer while a session is active: it allocates and
 /// zero-fills all of it up front (its default is 128 KiB), and it bounds
-/// each socket read.
-const READ_BUFFER: usize = 16 * 1024;
+/// each socket read, so it trades an active session's memory against the
+/// number of reads a large message takes. A parked session holds none.
+const READ_BUFFER: usize = 64 * 1024;
 
 type Guarded = FrameGuard<TokioIo<Upgraded>>;
 type Ws = WebSocketStream<Guarded>;
