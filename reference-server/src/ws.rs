@@ -224,7 +224,9 @@ pub(crate) async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) {
     if !matches!(timeout_at(deadline, io.shutdown()).await, Ok(Ok(()))) {
         return;
     }
-    let mut buf = vec![0u8; 16 * 1024];
+    // Small and inside the future: when thousands of clients close at once,
+    // each lingering session should not hold a large buffer for a second.
+    let mut buf = [0u8; 2048];
     while let Ok(Ok(n)) = timeout_at(deadline, io.read(&mut buf)).await {
         if n == 0 {
             break;

@@ -65,7 +65,7 @@ static ALLOCATOR: Counting = Counting;
 /// The bound this test keeps: heap bytes per idle WebSocket connection,
 /// whether it never sent a message or went quiet after some (plain or
 /// compressed). The aim is "under 16 KB"; the server measures about 2 KB
-/// (1.9 KB fresh, 2.2 KB after an echo, in the test profile), so this leaves
+/// (1.7 KB fresh, 2.0 KB after an echo, in the test profile), so this leaves
 /// room for dependency changes, not for a per-connection buffer.
 const MAX_BYTES_PER_IDLE_WS: isize = 8 * 1024;
 /// The same for an idle event stream: about 21 KB measured, 16 KiB of it
