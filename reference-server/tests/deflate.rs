@@ -319,6 +319,39 @@ async fn echo_sizes(offer_line: &str, cw: u8, cnct: bool, sw: u8, snct: bool) {
     c.expect_eof().await;
 }
 
+/// Parking drops both compression contexts; the client's context (which
+/// it keeps) must still be honoured after, and the server's fresh one must
+/// still inflate with the client's kept window.
+#[tokio::test]
+async fn contexts_survive_parking() {
+    let h = start(Config::default()).await;
+    let (ext, mut c) = offer(&h, &["permessage-deflate"]).await;
+    assert_eq!(ext.as_deref(), Some("permessage-deflate"));
+    let mut z = Deflater::new(15, false);
+    let mut unz = Inflater::new(15, false);
+    let msg = text_of(3000, 7);
+    for round in 0..3 {
+        let compressed = z.compress(&msg);
+        if round > 0 {
+            // Mostly back-references into the previous message: the server
+            // can only inflate this with the window it kept while parked.
+            assert!(compressed.len() < 100, "{}", compressed.len());
+        }
+        c.send(&masked(0xC1, &compressed)).await;
+        let (b0, payload) = read_message(&mut c).await;
+        assert_eq!(b0, 0xC1, "round {round}");
+        same(
+            &unz.decompress(&payload).unwrap(),
+            &msg,
+            &format!("round {round}"),
+        );
+        wait_parked(&h, 1).await;
+    }
+    c.send(&masked(0x88, &close_payload(1000, b""))).await;
+    c.expect_close(Some(1000)).await;
+    c.expect_eof().await;
+}
+
 #[tokio::test]
 async fn compressed_echo_with_context_takeover() {
     echo_sizes("permessage-deflate", 15, false, 15, false).await;

@@ -268,6 +268,45 @@ async fn fragmented_message_with_ping_in_between() {
     assert_eq!(c.frame().await, (0x81, "a€z".as_bytes().to_vec()));
 }
 
+/// A session parks when idle at a message boundary (dropping its buffers)
+/// and wakes up on the next bytes; never in the middle of a message.
+#[tokio::test]
+async fn sessions_park_between_messages_only() {
+    let h = start(Config::default()).await;
+    let mut c = ws(&h).await;
+    // Parked from the start: nothing was sent yet.
+    wait_parked(&h, 1).await;
+    c.send(&masked(0x81, b"one")).await;
+    assert_eq!(c.frame().await, (0x81, b"one".to_vec()));
+    wait_parked(&h, 1).await;
+    // Woken by a ping, split so the wake-up read gets only part of it.
+    let ping = masked(0x89, b"after parking");
+    c.send(&ping[..3]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.send(&ping[3..]).await;
+    assert_eq!(c.frame().await, (0x8A, b"after parking".to_vec()));
+    // A fragmented message open for longer than the idle delay keeps the
+    // session active, and so does half a frame.
+    c.send(&masked(0x01, &[b'a', 0xE2])).await;
+    let tail = masked(0x80, &[0x82, 0xAC]);
+    c.send(&tail[..4]).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(h.stats().parked_websocket_sessions, 0, "{:?}", h.stats());
+    c.send(&tail[4..]).await;
+    assert_eq!(c.frame().await, (0x81, "a€".as_bytes().to_vec()));
+    // A close frame is the first thing a parked session reads.
+    wait_parked(&h, 1).await;
+    c.send(&masked(0x88, &close_payload(1000, b"bye"))).await;
+    c.expect_close(Some(1000)).await;
+    c.expect_eof().await;
+    // So is a violation.
+    let mut c = ws(&h).await;
+    wait_parked(&h, 1).await;
+    c.send(&masked(0x81, &[0xFF])).await;
+    c.expect_close(Some(1007)).await;
+    c.expect_eof().await;
+}
+
 async fn expect_failure(bytes: &[u8], code: u16) {
     let h = start(Config::default()).await;
     let mut c = ws(&h).await;

@@ -221,3 +221,17 @@ pub fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
     p.extend_from_slice(reason);
     p
 }
+
+/// Waits (at most [`T`]) until the server reports this many parked
+/// WebSocket sessions.
+pub async fn wait_parked(h: &ServerHandle, n: usize) {
+    let deadline = tokio::time::Instant::now() + T;
+    while h.stats().parked_websocket_sessions != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {n} parked sessions: {:?}",
+            h.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
