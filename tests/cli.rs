@@ -993,3 +993,62 @@ async fn failures_with_one_cause_read_as_one_finding() {
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0]["cases"].as_array().unwrap().len(), 20);
 }
+
+/// Answers every request with a valid-looking `101` head, one byte every
+/// 50 ms (the head never completes within a 300 ms timeout).
+async fn trickling_listener() -> std::net::SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n";
+                for b in head {
+                    if s.write_all(&[*b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_response_head_meets_its_own_deadline() {
+    let addr = trickling_listener().await;
+    let dir = temp_dir("trickle");
+    let json = dir.join("r.json");
+    let t = Instant::now();
+    let o = pushspec(&[
+        "run",
+        "--ws",
+        &format!("ws://{addr}/"),
+        "ws.handshake.*",
+        "--timeout",
+        "300ms",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::UNREACHABLE, "{}\n{}", o.stdout, o.stderr);
+    // A head costs one timeout, not a case budget: the whole run, with its
+    // confirmations, stays far below one case budget per case.
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let ran: Vec<&serde_json::Value> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] == "fail")
+        .collect();
+    assert!(!ran.is_empty(), "{report}");
+    let reasons: Vec<&str> = ran.iter().map(|c| c["reason"].as_str().unwrap()).collect();
+    assert!(
+        reasons.iter().all(|r| r.contains("head deadline")),
+        "{reasons:?}"
+    );
+}

@@ -117,6 +117,10 @@ const GRACE: Duration = Duration::from_secs(5);
 /// the first attempt did.
 pub const CONFIRM_FACTOR: u32 = 4;
 
+/// After this many confirmations in a row that reproduce their first
+/// attempt, the remaining first attempts are reported unconfirmed.
+const CONFIRM_STREAK: usize = 5;
+
 /// When a running case is named as slow: after 5 s, then 15 s, 45 s, ...
 const FIRST_SLOW_NOTICE: Duration = Duration::from_secs(5);
 
@@ -334,7 +338,14 @@ pub async fn run(
             count: to_confirm.len(),
             timeout: longer.timeout,
         });
+        let mut reproduced_in_a_row = 0usize;
         for &i in &to_confirm {
+            // A target that keeps failing the same way is failing for real:
+            // past a few confirmations in a row, the rest stand as they are
+            // (a mute target would otherwise cost four timeouts per case).
+            if reproduced_in_a_row >= CONFIRM_STREAK {
+                break;
+            }
             let (cases, targets, caps) = &*shared;
             let second = tokio::select! {
                 r = run_guarded(&cases[i], targets, longer, caps) => r,
@@ -345,6 +356,11 @@ pub async fn run(
                 }
             };
             let first = results[i].take().expect("first attempt kept");
+            if second.outcome == first.outcome {
+                reproduced_in_a_row += 1;
+            } else {
+                reproduced_in_a_row = 0;
+            }
             let r = finalize(first.confirmed_by(second));
             done += 1;
             on_event(Event::CaseFinished {

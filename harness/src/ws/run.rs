@@ -304,7 +304,7 @@ impl Driver<'_> {
                 .push(("Sec-WebSocket-Extensions".to_string(), line.clone()));
         }
         self.send_request(&req, None).await?;
-        let ev = self.next().await;
+        let ev = self.next_head().await;
         let problems = match &ev {
             Some(Event::Response(r)) => {
                 let mut p = r.upgrade_problems_but_extensions(Some(&key), protocols);
@@ -316,7 +316,10 @@ impl Driver<'_> {
                 p
             }
             Some(other) => vec![other.describe()],
-            None => vec![format!("no response within {:?}", self.settings.timeout)],
+            None => vec![format!(
+                "no complete response head within {} (the head deadline)",
+                crate::text::duration(self.settings.timeout)
+            )],
         };
         if !problems.is_empty() {
             self.run.handshake_failed |= first;
@@ -436,6 +439,14 @@ impl Driver<'_> {
     /// The next event, answering pings from the target on the way.
     async fn next(&mut self) -> Option<Event> {
         self.next_by(self.deadline).await
+    }
+
+    /// The response head: it must be complete within one timeout of its
+    /// own, so a target that trickles a `101` a byte at a time gets a
+    /// verdict instead of holding the case to its budget (each byte would
+    /// otherwise restart the idle wait).
+    async fn next_head(&mut self) -> Option<Event> {
+        self.next_by(Instant::now() + self.settings.timeout).await
     }
 
     /// [`Self::next`], giving up at `until` (or the case deadline).
@@ -1443,7 +1454,7 @@ impl Driver<'_> {
                 .collect::<Vec<_>>()
                 .join(" or ")
         );
-        let resp = match self.next().await {
+        let resp = match self.next_head().await {
             Some(Event::Response(resp)) => resp,
             Some(Event::Violation(v)) => return Err(violation(v)),
             Some(Event::Closed(how)) if r.or_tcp_close => {
@@ -1460,7 +1471,18 @@ impl Driver<'_> {
                     &ev,
                 ));
             }
-            None => return Err(self.timeout_failure(expected)),
+            None => {
+                let within = crate::text::duration(self.settings.timeout);
+                self.t
+                    .note(format!("no complete response head within {within}"));
+                return Err(Stop::Failed(Finding::new(
+                    format!(
+                        "timed out waiting for {expected}: no complete response head within {within} (the head deadline)"
+                    ),
+                    expected,
+                    format!("no complete head within {within}"),
+                )));
+            }
         };
         let actual = resp.describe();
         let fail =
