@@ -1052,3 +1052,30 @@ async fn a_trickled_response_head_meets_its_own_deadline() {
         "{reasons:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_running_long_is_named() {
+    let dir = temp_dir("slow");
+    std::fs::write(
+        dir.join("selftest.toml"),
+        r#"
+family = "ws.selftest"
+
+[[case]]
+slug = "quiet-6s"
+title = "Nothing arrives for 6 s"
+spec = "none"
+level = "must"
+steps = [{ expect_nothing = "6s" }]
+"#,
+    )
+    .unwrap();
+    let o = pushspec(&["run", "--cases", dir.to_str().unwrap()]).await;
+    assert_eq!(o.code, exit::OK, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout
+            .contains("... still running after 5s: ws.selftest.quiet-6s"),
+        "{}",
+        o.stdout
+    );
+}
