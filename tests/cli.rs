@@ -1079,3 +1079,73 @@ steps = [{ expect_nothing = "6s" }]
         o.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_measures_and_counts_errors_by_kind() {
+    let dir = temp_dir("bench");
+    let json = dir.join("b.json");
+    let o = pushspec(&[
+        "bench",
+        "ws-echo",
+        "--connections",
+        "2",
+        "--pipeline",
+        "2",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.code, exit::OK, "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("latency (us)  p50 "), "{}", o.stdout);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["scenario"], "ws-echo");
+    assert!(r["results"]["operations"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(
+        r["results"]["latency_us"]["count"],
+        r["results"]["operations"]
+    );
+    assert!(
+        r["calibration"]["tcp_round_trips_per_sec"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(
+        r["results"]["errors"].as_object().unwrap().is_empty(),
+        "{r}"
+    );
+    assert!(
+        !r["results"]["latency_us"]["histogram"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A target that never answers: the run ends on time, errors counted.
+    let silent = silent_listener().await;
+    let t = Instant::now();
+    let o = pushspec(&[
+        "bench",
+        "ws-echo",
+        "--ws",
+        &format!("ws://{silent}/"),
+        "--connections",
+        "3",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+        "--json",
+        "-",
+    ])
+    .await;
+    assert_eq!(o.code, exit::OK, "{}", o.stderr);
+    let r: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(r["results"]["errors"]["handshake"], 3, "{r}");
+    assert!(t.elapsed() < Duration::from_secs(15));
+}

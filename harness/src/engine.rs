@@ -224,7 +224,7 @@ fn needs_confirmation(r: &CaseResult, settings: Settings) -> bool {
 
 enum Msg {
     Started(usize),
-    Done(usize, CaseResult),
+    Done(usize, Box<CaseResult>),
 }
 
 /// Runs every case of the plan, reporting [`Event`]s as they happen, until
@@ -264,7 +264,7 @@ pub async fn run(
             let _ = tx.send(Msg::Started(i));
             let (cases, targets, caps) = &*shared;
             let r = run_guarded(&cases[i], targets, settings, caps).await;
-            let _ = tx.send(Msg::Done(i, r));
+            let _ = tx.send(Msg::Done(i, Box::new(r)));
         });
     }
     drop(tx);
@@ -297,6 +297,7 @@ pub async fn run(
                     running.insert(i, (Instant::now(), FIRST_SLOW_NOTICE));
                 }
                 Some(Msg::Done(i, r)) => {
+                    let r = *r;
                     running.remove(&i);
                     if confirm && needs_confirmation(&r, settings) {
                         to_confirm.push(i);

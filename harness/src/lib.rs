@@ -6,6 +6,7 @@
 //! against a target over raw sockets, and [`report`] which turns outcomes
 //! into console, JSON and JUnit output.
 
+pub mod bench;
 pub mod case;
 pub mod cli;
 pub mod engine;

@@ -71,7 +71,7 @@ fn dest(p: &Option<PathBuf>) -> Option<Dest> {
 }
 
 /// The report can be written there: its folder exists and takes a file.
-fn check_writable(path: &Path) -> Result<(), ConfigError> {
+pub(super) fn check_writable(path: &Path) -> Result<(), ConfigError> {
     let err = |source| ConfigError::Report {
         file: path.display().to_string(),
         source,

@@ -1,0 +1,162 @@
+//! The smallest WebSocket client the benchmarks need: connect, upgrade,
+//! send masked messages, read whole messages. Every wait has a deadline.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::ws::frame::{self, Frame, Opcode};
+use crate::ws::handshake::{Request, Response, random_key};
+use crate::ws::run::WsTarget;
+
+/// Largest message the benchmarks accept back (they send at most this).
+pub const MAX_MESSAGE: u64 = 64 << 20;
+
+/// Why a connection stopped counting: the error kinds a report groups.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Failure {
+    Connect(String),
+    Handshake(String),
+    ClosedByTarget,
+    Reset,
+    Protocol(String),
+    Stalled,
+}
+
+impl Failure {
+    /// The kind, for counting errors by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Connect(_) => "connect",
+            Failure::Handshake(_) => "handshake",
+            Failure::ClosedByTarget => "closed-by-target",
+            Failure::Reset => "reset",
+            Failure::Protocol(_) => "protocol",
+            Failure::Stalled => "stalled",
+        }
+    }
+}
+
+pub struct Reader {
+    read: OwnedReadHalf,
+    buf: BytesMut,
+    /// The message being reassembled from fragments.
+    partial: Vec<u8>,
+}
+
+/// Connects and upgrades; the halves are ready for frames.
+pub async fn connect(
+    target: &WsTarget,
+    within: Duration,
+) -> Result<(Reader, OwnedWriteHalf), Failure> {
+    let stream = tokio::time::timeout(
+        within,
+        TcpStream::connect((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| Failure::Connect("timed out".into()))?
+    .map_err(|e| Failure::Connect(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let key = random_key();
+    let req = Request::upgrade(&target.authority(), &target.path, &key, &[]);
+    let mut reader = Reader {
+        read,
+        buf: BytesMut::with_capacity(4096),
+        partial: Vec::new(),
+    };
+    let exchange = async {
+        write
+            .write_all(&req.to_bytes())
+            .await
+            .map_err(|e| Failure::Handshake(e.to_string()))?;
+        loop {
+            match Response::parse(&reader.buf) {
+                Ok(Some((resp, n))) => {
+                    reader.buf.advance(n);
+                    let problems = resp.upgrade_problems(Some(&key), &[]);
+                    return if problems.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(Failure::Handshake(problems.join("; ")))
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Failure::Handshake(e.to_string())),
+            }
+            match reader.read.read_buf(&mut reader.buf).await {
+                Ok(0) => return Err(Failure::Handshake("closed before answering".into())),
+                Ok(_) => {}
+                Err(e) => return Err(Failure::Handshake(e.to_string())),
+            }
+        }
+    };
+    tokio::time::timeout(within, exchange)
+        .await
+        .map_err(|_| Failure::Handshake("no complete response head in time".into()))??;
+    Ok((reader, write))
+}
+
+/// Sends one masked message.
+pub async fn send(
+    write: &mut OwnedWriteHalf,
+    opcode: Opcode,
+    payload: &[u8],
+) -> Result<(), Failure> {
+    let key = fastrand::u32(..).to_be_bytes();
+    let bytes = frame::encode(&Frame::new(opcode, payload.to_vec()).masked(key));
+    write.write_all(&bytes).await.map_err(|_| Failure::Reset)
+}
+
+/// Sends a close frame, ignoring errors (the connection is ending anyway).
+pub async fn close(write: &mut OwnedWriteHalf) {
+    let _ = send(write, Opcode::Close, &frame::close_payload(Some(1000), b"")).await;
+}
+
+impl Reader {
+    /// The length of the next whole data message; pings are answered
+    /// through `pongs` by the caller's writer (returned as `Ok(None)`).
+    pub async fn message(&mut self, stall: Duration) -> Result<Message, Failure> {
+        loop {
+            match frame::decode(&self.buf, MAX_MESSAGE) {
+                Ok(Some((f, n))) => {
+                    self.buf.advance(n);
+                    match f.opcode {
+                        Opcode::Ping => return Ok(Message::Ping(f.payload)),
+                        Opcode::Pong => {}
+                        Opcode::Close => return Err(Failure::ClosedByTarget),
+                        Opcode::Text | Opcode::Binary | Opcode::Continuation => {
+                            if f.fin && self.partial.is_empty() {
+                                return Ok(Message::Data(f.payload.len()));
+                            }
+                            self.partial.extend_from_slice(&f.payload);
+                            if f.fin {
+                                let len = self.partial.len();
+                                self.partial.clear();
+                                return Ok(Message::Data(len));
+                            }
+                        }
+                        other => return Err(Failure::Protocol(format!("opcode {other}"))),
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Failure::Protocol(e.to_string())),
+            }
+            match tokio::time::timeout(stall, self.read.read_buf(&mut self.buf)).await {
+                Err(_) => return Err(Failure::Stalled),
+                Ok(Ok(0)) => return Err(Failure::ClosedByTarget),
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(Failure::Reset),
+            }
+        }
+    }
+}
+
+pub enum Message {
+    Data(usize),
+    Ping(Vec<u8>),
+}
