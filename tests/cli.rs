@@ -1149,3 +1149,32 @@ async fn bench_measures_and_counts_errors_by_kind() {
     assert_eq!(r["results"]["errors"]["handshake"], 3, "{r}");
     assert!(t.elapsed() < Duration::from_secs(15));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_sse_fanout_counts_every_delivery() {
+    let o = pushspec(&[
+        "bench",
+        "sse-fanout",
+        "--connections",
+        "50",
+        "--rate",
+        "50",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--json",
+        "-",
+    ])
+    .await;
+    assert_eq!(o.code, exit::OK, "{}", o.stderr);
+    let r: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let d = &r["results"]["delivery"];
+    let published = d["published"].as_u64().unwrap();
+    assert!(published > 0, "{r}");
+    assert_eq!(d["expected"], published * 50, "{r}");
+    assert_eq!(d["delivered"], d["expected"], "{r}");
+    assert_eq!(d["lost"], 0, "{r}");
+    assert_eq!(d["duplicated"], 0, "{r}");
+    assert_eq!(d["out_of_order"], 0, "{r}");
+}

@@ -4,9 +4,11 @@
 //! with their ratio to the calibration.
 //!
 //! Scenarios so far: `ws-echo` (closed loop with `--pipeline`, open loop
-//! with `--rate`, latency from the intended send time) and `ws-connect`.
+//! with `--rate`, latency from the intended send time), `ws-connect` and
+//! `sse-fanout`.
 
 mod calibrate;
+mod sse;
 mod ws;
 mod wsclient;
 
@@ -19,6 +21,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer, V2Serializer};
 use serde::Serialize;
 
+use crate::sse::run::SseTarget;
 use crate::ws::run::WsTarget;
 pub use calibrate::Calibration;
 
@@ -29,13 +32,17 @@ pub enum Scenario {
     WsEcho,
     /// Opening handshakes per second and their latency.
     WsConnect,
+    /// `--connections` subscribers, events published at `--rate` (default
+    /// 100/s): latency from publish to each receipt, and exact delivery.
+    SseFanout,
 }
 
 impl Scenario {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Scenario::WsEcho => "ws-echo",
             Scenario::WsConnect => "ws-connect",
+            Scenario::SseFanout => "sse-fanout",
         }
     }
 }
@@ -75,6 +82,8 @@ struct Results {
     per_connection_to_tcp_round_trips: f64,
     latency_us: Latency,
     errors: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<sse::Delivery>,
 }
 
 #[derive(Serialize)]
@@ -90,9 +99,15 @@ pub struct Report {
     results: Results,
 }
 
+/// One bench run: the scenario picks which target it uses.
+pub enum Target {
+    Ws(WsTarget),
+    Sse(SseTarget),
+}
+
 pub struct Plan {
     pub scenario: Scenario,
-    pub target: WsTarget,
+    pub target: Target,
     pub config: Config,
 }
 
@@ -118,10 +133,15 @@ pub async fn run(plan: Plan) -> std::io::Result<Report> {
     let warmup = Duration::from_millis(plan.config.warmup_ms);
     let duration = Duration::from_millis(plan.config.duration_ms);
     let stall = Duration::from_secs(5);
-    let m = match plan.scenario {
-        Scenario::WsEcho => {
+    let mut delivery = None;
+    let described = match &plan.target {
+        Target::Ws(t) => format!("ws://{}{}", t.authority(), t.path),
+        Target::Sse(t) => t.stream.url(),
+    };
+    let m = match (plan.scenario, &plan.target) {
+        (Scenario::WsEcho, Target::Ws(t)) => {
             ws::echo(ws::EchoPlan {
-                target: plan.target.clone(),
+                target: t.clone(),
                 connections: plan.config.connections,
                 size: plan.config.size,
                 pipeline: plan.config.pipeline,
@@ -132,15 +152,35 @@ pub async fn run(plan: Plan) -> std::io::Result<Report> {
             })
             .await
         }
-        Scenario::WsConnect => {
+        (Scenario::WsConnect, Target::Ws(t)) => {
             ws::connect(ws::ConnectPlan {
-                target: plan.target.clone(),
+                target: t.clone(),
                 connections: plan.config.connections,
                 warmup,
                 duration,
                 stall,
             })
             .await
+        }
+        (Scenario::SseFanout, Target::Sse(t)) => {
+            let (m, d) = sse::fanout(sse::FanoutPlan {
+                target: t.clone(),
+                subscribers: plan.config.connections,
+                rate: plan.config.rate.unwrap_or(100.0),
+                size: plan.config.size,
+                warmup,
+                duration,
+                stall,
+            })
+            .await;
+            delivery = Some(d);
+            m
+        }
+        _ => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} needs a target of its protocol", plan.scenario.name()),
+            ));
         }
     };
     let secs = m.span.as_secs_f64().max(1e-9);
@@ -151,7 +191,7 @@ pub async fn run(plan: Plan) -> std::io::Result<Report> {
         version: env!("CARGO_PKG_VERSION"),
         scenario: plan.scenario,
         started_at: humantime::format_rfc3339_millis(started).to_string(),
-        target: format!("ws://{}{}", plan.target.authority(), plan.target.path),
+        target: described,
         config: plan.config.clone(),
         calibration,
         results: Results {
@@ -163,6 +203,7 @@ pub async fn run(plan: Plan) -> std::io::Result<Report> {
                 / calibration.tcp_round_trips_per_sec.max(1e-9),
             latency_us: latency(&m.latency),
             errors: m.errors,
+            delivery,
         },
     })
 }
@@ -200,6 +241,7 @@ impl Report {
         let what = match self.scenario {
             Scenario::WsEcho => "messages/s",
             Scenario::WsConnect => "handshakes/s",
+            Scenario::SseFanout => "deliveries/s",
         };
         writeln!(
             out,
@@ -214,6 +256,20 @@ impl Report {
             "latency (us)  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  ({} samples)",
             l.p50, l.p90, l.p99, l.p999, l.max, l.count
         )?;
+        if let Some(d) = &r.delivery {
+            writeln!(
+                out,
+                "delivery      {} published ({} failed), {} of {} delivered, {} lost, {} duplicated, {} out of order; slowest subscriber lag {} us",
+                d.published,
+                d.failed_publishes,
+                d.delivered,
+                d.expected,
+                d.lost,
+                d.duplicated,
+                d.out_of_order,
+                d.slowest_subscriber_lag_us
+            )?;
+        }
         if r.errors.is_empty() {
             writeln!(out, "errors        none")?;
         } else {

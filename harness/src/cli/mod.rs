@@ -142,14 +142,21 @@ pub struct BenchArgs {
     /// WebSocket echo target, e.g. ws://127.0.0.1:9001/
     #[arg(long, value_name = "URL")]
     pub ws: Option<String>,
-    /// Connections (ws-echo) or handshakes in flight (ws-connect).
+    /// SSE stream target (sse-fanout), e.g. http://127.0.0.1:8080/events
+    #[arg(long, value_name = "URL", requires = "publish")]
+    pub sse: Option<String>,
+    /// SSE publish endpoint (sse-fanout).
+    #[arg(long, value_name = "URL", requires = "sse")]
+    pub publish: Option<String>,
+    /// Connections (ws-echo), handshakes in flight (ws-connect) or
+    /// subscribers (sse-fanout).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub connections: usize,
     /// Message size in bytes.
     #[arg(long, default_value_t = 64, value_name = "BYTES")]
     pub size: usize,
-    /// Messages per second over all connections (open loop); closed loop
-    /// when not given.
+    /// Messages per second over all connections (open loop; closed loop
+    /// when not given); events published per second for sse-fanout.
     #[arg(long, value_name = "PER_SECOND")]
     pub rate: Option<f64>,
     /// Messages in flight per connection in a closed loop.
@@ -217,6 +224,8 @@ pub enum ConfigError {
     Jobs,
     #[error("--rate must be a positive number of messages per second")]
     Rate,
+    #[error("{} needs its target: --ws for the ws-* scenarios, --sse and --publish for sse-fanout (or none: the embedded server)", .0.name())]
+    BenchTarget(crate::bench::Scenario),
     #[error("cannot start the embedded reference server: {0}")]
     Embedded(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -328,21 +337,38 @@ async fn bench(args: BenchArgs, out: &mut (dyn Write + Send)) -> Result<i32, Con
     {
         resolve::check_writable(p)?;
     }
-    let (target, _embedded) = match &args.ws {
-        Some(u) => (crate::target::parse_ws(u)?, None),
-        None => {
-            let server = pushspec_reference_server::Server::bind(
-                ([127, 0, 0, 1], 0).into(),
-                pushspec_reference_server::Config::conformance(),
-            )
-            .await
-            .map_err(ConfigError::Embedded)?;
-            let addr = server.local_addr();
-            let handle = server.spawn_isolated().map_err(ConfigError::Embedded)?;
-            (
-                crate::target::parse_ws(&format!("ws://{addr}/"))?,
-                Some(handle),
-            )
+    let embedded = if args.ws.is_none() && args.sse.is_none() {
+        let server = pushspec_reference_server::Server::bind(
+            ([127, 0, 0, 1], 0).into(),
+            pushspec_reference_server::Config::conformance(),
+        )
+        .await
+        .map_err(ConfigError::Embedded)?;
+        Some(server.spawn_isolated().map_err(ConfigError::Embedded)?)
+    } else {
+        None
+    };
+    let reference = embedded
+        .as_ref()
+        .map(|s| crate::engine::Targets::reference(s.local_addr()));
+    let target = if args.scenario == crate::bench::Scenario::SseFanout {
+        match (&args.sse, &args.publish, &reference) {
+            (Some(s), Some(p), _) => crate::bench::Target::Sse(crate::sse::run::SseTarget {
+                stream: crate::target::parse_http(s)?,
+                publish: Some(crate::target::parse_http(p)?),
+            }),
+            (_, _, Some(r)) => {
+                crate::bench::Target::Sse(r.sse.clone().expect("reference SSE endpoints"))
+            }
+            _ => return Err(ConfigError::BenchTarget(args.scenario)),
+        }
+    } else {
+        match (&args.ws, &reference) {
+            (Some(u), _) => crate::bench::Target::Ws(crate::target::parse_ws(u)?),
+            (None, Some(r)) => {
+                crate::bench::Target::Ws(r.ws.clone().expect("reference WebSocket endpoint"))
+            }
+            (None, None) => return Err(ConfigError::BenchTarget(args.scenario)),
         }
     };
     let plan = crate::bench::Plan {
