@@ -71,6 +71,11 @@ pub enum Fault {
     RetryFraction,
     /// Ends lines with a lone CR.
     CrLineEndings,
+    /// Not a fault: ends lines with CRLF and holds back the LF of every
+    /// write's last CRLF for [`SPLIT_DELAY`] (or until the next write), so
+    /// a CRLF is split across chunks that arrive 120 ms apart. A checker
+    /// must never judge such a CR as a lone CR.
+    SplitCrlf,
     /// Events carry no `id`.
     NoIds,
     /// Ignores `Last-Event-ID`: no replay.
@@ -112,6 +117,8 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 8 << 20;
 /// [`Fault::HeadersOnFirstEvent`] sends the head after this long anyway.
 const HEAD_DELAY: Duration = Duration::from_millis(1500);
+/// How long [`Fault::SplitCrlf`] holds back the LF of a CRLF.
+const SPLIT_DELAY: Duration = Duration::from_millis(120);
 /// [`Fault::GzipBuffered`] flushes after this many events.
 const GZIP_BATCH: usize = 4;
 
@@ -333,10 +340,10 @@ fn split_lines(s: &str, fault: Fault) -> Vec<String> {
 }
 
 fn eol(fault: Fault) -> &'static str {
-    if fault == Fault::CrLineEndings {
-        "\r"
-    } else {
-        "\n"
+    match fault {
+        Fault::CrLineEndings => "\r",
+        Fault::SplitCrlf => "\r\n",
+        _ => "\n",
     }
 }
 
@@ -440,6 +447,8 @@ struct Out {
     gz_events: usize,
     /// The event held back ([`Fault::OneBehind`]).
     held: Option<Vec<u8>>,
+    /// The LF of the last CRLF written is held back ([`Fault::SplitCrlf`]).
+    held_lf: bool,
 }
 
 impl Out {
@@ -452,6 +461,19 @@ impl Out {
 
     /// Writes body bytes through gzip and chunking.
     async fn body(&mut self, bytes: &[u8], event: bool) -> std::io::Result<()> {
+        let mut split = Vec::new();
+        let mut bytes = bytes;
+        if self.fault == Fault::SplitCrlf {
+            if std::mem::take(&mut self.held_lf) {
+                split.push(b'\n');
+            }
+            split.extend_from_slice(bytes);
+            if split.ends_with(b"\r\n") {
+                split.pop();
+                self.held_lf = true;
+            }
+            bytes = &split;
+        }
         let mut wire = match &mut self.gzip {
             Some(gz) => {
                 let b = gz.block(bytes);
@@ -492,7 +514,16 @@ impl Out {
         }
     }
 
+    /// Writes the LF held back by [`Fault::SplitCrlf`].
+    async fn release_lf(&mut self) -> std::io::Result<()> {
+        if self.held_lf {
+            self.body(b"", false).await?;
+        }
+        Ok(())
+    }
+
     async fn end(&mut self) -> std::io::Result<()> {
+        self.release_lf().await?;
         if let Some(prev) = self.held.take() {
             self.body(&prev, true).await?;
         }
@@ -601,6 +632,7 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
         gz_pending: Vec::new(),
         gz_events: 0,
         held: None,
+        held_lf: false,
     };
     match fault {
         Fault::EndlessLine => {
@@ -669,6 +701,8 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
     loop {
         let idle = if !head_sent {
             (started + HEAD_DELAY).saturating_duration_since(Instant::now())
+        } else if out.held_lf {
+            SPLIT_DELAY
         } else if fault == Fault::NoKeepalive {
             Duration::from_secs(3600)
         } else {
@@ -695,6 +729,8 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                 if !head_sent {
                     out.body(&prelude, false).await?;
                     head_sent = true;
+                } else if out.held_lf {
+                    out.release_lf().await?;
                 } else {
                     out.body(format!(": keep-alive{nl}{nl}", nl = eol(fault)).as_bytes(), false).await?;
                 }

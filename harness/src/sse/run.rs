@@ -1591,9 +1591,12 @@ fn framing_problem(check: FramingCheck, s: &Stream) -> Option<(String, String, S
             )
         }),
         FramingCheck::LineEndings => {
-            let kinds = [(o.lf, "LF"), (o.cr, "CR"), (o.crlf, "CRLF")];
+            // A CR ending what has arrived may be the first half of a CRLF
+            // whose LF is still in transit: only a complete parse judges it.
+            let cr = o.cr - u64::from(s.parser.undecided_cr());
+            let kinds = [(o.lf, "LF"), (cr, "CR"), (o.crlf, "CRLF")];
             let used: Vec<String> = kinds.iter().filter(|(n, _)| *n > 0).map(|(n, k)| format!("{n} {k}")).collect();
-            if o.cr > 0 {
+            if cr > 0 {
                 Some((
                     "lines end with a lone CR: legal, but several client parsers mishandle it".into(),
                     "LF (or CRLF) line endings".into(),
