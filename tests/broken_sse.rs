@@ -26,7 +26,7 @@ use pushspec::outcome::{CaseResult, Outcome};
 use pushspec::profile::{Capabilities, Profile, SseProfile};
 use pushspec::sse::run::SseTarget;
 use pushspec::ws::run::Settings;
-use support::broken_sse::{Fault, spawn};
+use support::broken_sse::{Fault, seed, spawn};
 use tokio::sync::Semaphore;
 
 const RESPONSE: &str = "sse.response";
@@ -98,6 +98,9 @@ async fn run_cases(
     settings: Settings,
 ) -> BTreeMap<String, CaseResult> {
     let addr = spawn(fault).await;
+    if !matches!(fault, Fault::NeverAnswers | Fault::GarbageHead) {
+        seed(addr).await;
+    }
     let targets = Arc::new(Targets {
         ws: None,
         sse: Some(SseTarget {
@@ -451,13 +454,34 @@ async fn one_behind_buffering_fails_sse_delivery() {
 // ---------------------------------------------------------------------------
 // sse.replay
 
-const RESUMING: [&str; 5] = [
+/// The cases that replay events onto a resumed stream.
+const RESUMING: [&str; 9] = [
     "sse.replay.resume-after-last",
     "sse.replay.resume-from-earlier",
     "sse.replay.non-ascii-id",
     "sse.replay.long-id",
     "sse.replay.punctuation-id",
+    "sse.replay.long-history",
+    "sse.replay.header-name-lowercase",
+    "sse.replay.header-name-uppercase",
+    "sse.replay.publish-while-reconnecting",
 ];
+
+/// The cases that resume with an id the target never issued.
+fn unknown_id_cases() -> Vec<&'static str> {
+    cases()
+        .iter()
+        .filter(|c| c.id.starts_with("sse.replay.unknown-id"))
+        .map(|c| c.id.as_str())
+        .collect()
+}
+
+/// Every case that reads one of its events on a resumed stream.
+fn resumed_with_events() -> Vec<&'static str> {
+    let mut v = RESUMING.to_vec();
+    v.push("sse.replay.nothing-missed");
+    v
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignoring_last_event_id_fails_sse_replay() {
@@ -480,15 +504,82 @@ async fn events_without_ids_fail_sse_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_on_unknown_id_fails_sse_replay() {
-    prove(Fault::UnknownIdIs500, &[REPLAY], &["sse.replay.unknown-id"]).await;
+    prove(Fault::UnknownIdIs500, &[REPLAY], &unknown_id_cases()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_to_fresh_streams_fails_sse_replay() {
+async fn error_on_a_future_id_fails_sse_replay() {
     prove(
-        Fault::ReplaysToFreshStreams,
+        Fault::FutureIdIs500,
         &[REPLAY],
-        &["sse.replay.fresh-stream-no-replay"],
+        &["sse.replay.unknown-id-future"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_sensitive_header_name_fails_sse_replay() {
+    prove(
+        Fault::CaseSensitiveLastEventId,
+        &[REPLAY],
+        &[
+            "sse.replay.header-name-lowercase",
+            "sse.replay.header-name-uppercase",
+        ],
+    )
+    .await;
+}
+
+/// Events published between the replay snapshot and the live subscription
+/// are lost: only a publish while the client reconnects shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_between_replay_and_live_fails_sse_replay() {
+    prove(
+        Fault::SubscribeGap,
+        &[REPLAY],
+        &["sse.replay.publish-while-reconnecting"],
+    )
+    .await;
+}
+
+/// The history (seeded before the run) reaches every fresh stream: an
+/// event nobody published in the case is a finding wherever it shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_to_fresh_streams_fails_sse_replay() {
+    let fail: Vec<&str> = cases()
+        .iter()
+        .filter(|c| in_family(c, REPLAY) && !c.id.starts_with("sse.replay.unknown-id"))
+        .map(|c| c.id.as_str())
+        .collect();
+    prove(Fault::ReplaysToFreshStreams, &[REPLAY], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framing_broken_only_on_resumed_streams_fails_the_resuming_cases() {
+    prove(
+        Fault::RetryFractionOnResume,
+        &[REPLAY, FRAMING],
+        &resumed_with_events(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_event_sent_again_fails_the_resuming_cases() {
+    prove(Fault::ReplaysOldEvent, &[REPLAY], &resumed_with_events()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_replay_fails_the_long_history() {
+    prove(Fault::ReplayCapped, &[REPLAY], &["sse.replay.long-history"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renumbered_replays_fail_sse_replay() {
+    prove(
+        Fault::ReplayRenumbers,
+        &[REPLAY],
+        &["sse.replay.resume-from-earlier", "sse.replay.long-history"],
     )
     .await;
 }
@@ -501,7 +592,28 @@ async fn no_keepalive_fails_sse_keepalive() {
     prove(
         Fault::NoKeepalive,
         &[KEEPALIVE],
-        &["sse.keepalive.idle-stream"],
+        &["sse.keepalive.idle-stream", "sse.keepalive.after-events"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_keepalive_after_events_fails_sse_keepalive() {
+    prove(
+        Fault::NoKeepaliveAfterEvents,
+        &[KEEPALIVE],
+        &["sse.keepalive.after-events"],
+    )
+    .await;
+}
+
+/// A keep-alive sent as an event reaches the application as a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_sent_as_data_fails_sse_keepalive() {
+    prove(
+        Fault::KeepaliveAsData,
+        &[KEEPALIVE],
+        &["sse.keepalive.idle-stream", "sse.keepalive.after-events"],
     )
     .await;
 }

@@ -86,12 +86,35 @@ pub enum Fault {
     UnknownIdIs500,
     /// Replays the whole history to a request without `Last-Event-ID`.
     ReplaysToFreshStreams,
+    /// Streams opened with `Last-Event-ID` begin with `retry: 1.5` (fresh
+    /// streams are correct): framing broken only on resumed streams.
+    RetryFractionOnResume,
+    /// Keep-alives are sent as `data: keep-alive` events, not comments.
+    KeepaliveAsData,
+    /// After a replay, sends the oldest event of its history again.
+    ReplaysOldEvent,
+    /// Replays at most the last [`REPLAY_CAP`] events after the given id,
+    /// silently (a short replay buffer that does not say it lost events).
+    ReplayCapped,
+    /// A resumed stream takes its replay snapshot, then subscribes to live
+    /// events [`SUBSCRIBE_GAP`] later: events published in between are lost.
+    SubscribeGap,
+    /// Reads `Last-Event-ID` only in exactly that letter case.
+    CaseSensitiveLastEventId,
+    /// Answers 500 to a numeric `Last-Event-ID` beyond the newest id (an
+    /// index past the end of its buffer).
+    FutureIdIs500,
+    /// Replayed events carry new ids (`<id>.replayed`), not the ones they
+    /// were first sent with.
+    ReplayRenumbers,
     /// Holds each event back until the next one is published.
     OneBehind,
     /// With gzip, flushes the compressed stream only every 4 events.
     GzipBuffered,
     /// Sends no keep-alive comments.
     NoKeepalive,
+    /// Sends keep-alive comments only until the stream's first event.
+    NoKeepaliveAfterEvents,
     /// On finish, sends a last event without its blank line.
     IncompleteLastEvent,
     /// Hostile: never answers a stream request.
@@ -119,6 +142,10 @@ const MAX_BODY: usize = 8 << 20;
 const HEAD_DELAY: Duration = Duration::from_millis(1500);
 /// How long [`Fault::SplitCrlf`] holds back the LF of a CRLF.
 const SPLIT_DELAY: Duration = Duration::from_millis(120);
+/// How long [`Fault::SubscribeGap`] leaves between replay and live.
+const SUBSCRIBE_GAP: Duration = Duration::from_millis(200);
+/// [`Fault::ReplayCapped`] replays at most this many events.
+const REPLAY_CAP: usize = 100;
 /// [`Fault::GzipBuffered`] flushes after this many events.
 const GZIP_BATCH: usize = 4;
 
@@ -300,6 +327,22 @@ async fn serve(mut sock: TcpStream, hub: Arc<Hub>) -> std::io::Result<()> {
         }
         _ => respond(&mut sock, "404 Not Found", "not found").await,
     }
+}
+
+/// Publishes one event through `addr`'s publish endpoint, so that the
+/// history is never empty when a case runs (a fault that replays history
+/// must show in every case, including the first to run).
+pub async fn seed(addr: SocketAddr) {
+    let mut sock = TcpStream::connect(addr).await.expect("connect");
+    let body = "pushspec-test seed";
+    let req = format!(
+        "POST /publish HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    write(&mut sock, req.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(READ_TIMEOUT, sock.read_to_end(&mut reply)).await;
+    assert!(reply.starts_with(b"HTTP/1.1 200"), "seed publish failed");
 }
 
 /// Splits on CRLF, CR and LF; a trailing terminator gives a last empty line.
@@ -559,10 +602,17 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
     if fault == Fault::NotAcceptableForAny && req.header("accept") == Some(b"*/*") {
         return respond(&mut sock, "406 Not Acceptable", "text/event-stream only").await;
     }
-    let last_id = req
-        .header("last-event-id")
-        .map(|v| String::from_utf8_lossy(v).into_owned());
-    let (replay, unknown, rx, finished) = {
+    let last_id = if fault == Fault::CaseSensitiveLastEventId {
+        req.headers
+            .iter()
+            .find(|(n, _)| n == "Last-Event-ID")
+            .map(|(_, v)| v.as_slice())
+    } else {
+        req.header("last-event-id")
+    }
+    .map(|v| String::from_utf8_lossy(v).into_owned());
+    let gap = fault == Fault::SubscribeGap && last_id.is_some();
+    let (mut replay, unknown, rx, finished) = {
         let st = hub.state.lock().unwrap();
         let mut replay = Vec::new();
         let mut unknown = false;
@@ -575,6 +625,11 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                     } else {
                         pos + 1
                     };
+                    let from = if fault == Fault::ReplayCapped {
+                        from.max(st.events.len().saturating_sub(REPLAY_CAP))
+                    } else {
+                        from
+                    };
                     replay.extend(st.events[from..].iter().cloned());
                 }
                 None => unknown = true,
@@ -584,12 +639,32 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
             }
             None => {}
         }
-        (replay, unknown, hub.tx.subscribe(), st.finished)
+        let rx = (!gap).then(|| hub.tx.subscribe());
+        (replay, unknown, rx, st.finished)
+    };
+    let rx = match rx {
+        Some(rx) => rx,
+        None => {
+            tokio::time::sleep(SUBSCRIBE_GAP).await;
+            hub.tx.subscribe()
+        }
     };
     if finished {
         return respond(&mut sock, "204 No Content", "").await;
     }
-    if unknown && fault == Fault::UnknownIdIs500 {
+    let oldest = hub.state.lock().unwrap().events.first().cloned();
+    if fault == Fault::ReplaysOldEvent
+        && last_id.is_some()
+        && !unknown
+        && let Some(oldest) = oldest
+    {
+        replay.push(oldest);
+    }
+    let future = last_id
+        .as_deref()
+        .and_then(|id| id.parse::<u64>().ok())
+        .is_some_and(|n| n >= hub.state.lock().unwrap().next_id);
+    if unknown && (fault == Fault::UnknownIdIs500 || fault == Fault::FutureIdIs500 && future) {
         return respond(&mut sock, "500 Internal Server Error", "unknown id").await;
     }
     let gzip = req.header("accept-encoding").is_some_and(|v| {
@@ -675,7 +750,9 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
         out.body(&Gzip::HEADER, false).await?;
         out.gzip = Some(Gzip { crc: 0, len: 0 });
     }
-    let retry = if fault == Fault::RetryFraction {
+    let retry = if fault == Fault::RetryFraction
+        || fault == Fault::RetryFractionOnResume && last_id.is_some()
+    {
         "1.5"
     } else {
         "1000"
@@ -692,18 +769,26 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
         .await?;
     }
     for ev in replay {
-        out.event(encode_event(&ev.0, &ev.1, fault)).await?;
+        let id = if fault == Fault::ReplayRenumbers {
+            format!("{}.replayed", ev.0)
+        } else {
+            ev.0.clone()
+        };
+        out.event(encode_event(&id, &ev.1, fault)).await?;
     }
     let mut rx = rx;
     let started = Instant::now();
     let mut head_sent = !hold_head;
+    let mut carried_events = false;
     let mut sink = [0u8; 1024];
     loop {
         let idle = if !head_sent {
             (started + HEAD_DELAY).saturating_duration_since(Instant::now())
         } else if out.held_lf {
             SPLIT_DELAY
-        } else if fault == Fault::NoKeepalive {
+        } else if fault == Fault::NoKeepalive
+            || fault == Fault::NoKeepaliveAfterEvents && carried_events
+        {
             Duration::from_secs(3600)
         } else {
             KEEPALIVE
@@ -716,6 +801,7 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                         head_sent = true;
                     }
                     out.event(encode_event(&ev.0, &ev.1, fault)).await?;
+                    carried_events = true;
                 }
                 Ok(Msg::Finish) | Err(_) => {
                     if fault == Fault::IncompleteLastEvent {
@@ -731,6 +817,8 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                     head_sent = true;
                 } else if out.held_lf {
                     out.release_lf().await?;
+                } else if fault == Fault::KeepaliveAsData {
+                    out.body(b"data: keep-alive\n\n", false).await?;
                 } else {
                     out.body(format!(": keep-alive{nl}{nl}", nl = eol(fault)).as_bytes(), false).await?;
                 }

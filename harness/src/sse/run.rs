@@ -17,9 +17,10 @@
 //!
 //! **Isolation.** Cases against one target share its streams and replay
 //! buffer, so they are serialized per stream URL: a case that publishes (or
-//! finishes) runs alone; cases that only read run together; a case that
-//! measures idle keep-alive gaps takes no lock (its check tolerates other
-//! traffic, and holding a lock for 15 s would stall every other case).
+//! finishes) runs alone; cases that only read run together. A case that
+//! measures idle keep-alive gaps holds the lock too (shared when it only
+//! reads): no other case publishes meanwhile, so its stream is truly idle
+//! and any event on it is a finding.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -32,7 +33,7 @@ use super::parser::{self, Parser};
 use super::step::{
     Connect, EventPick, ExpectBytesWithin, ExpectEnd, ExpectEvents, ExpectFraming, ExpectNoEvent,
     ExpectResponse, FramingCheck, HeaderCheck, IdCheck, Publish, Script, Step, SyncSpec,
-    as_delivered, expand_count,
+    as_delivered, expand_count, expand_range,
 };
 use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
@@ -68,6 +69,10 @@ const MAX_KEPT_BYTES: u64 = 512 << 20;
 const MAX_DRAIN: usize = 4096;
 /// Unrelated events listed in a failure.
 const MAX_LISTED: usize = 6;
+/// A `publish` with a larger `count` is a bulk publish: its requests and
+/// events are transcript notes, summed up in one line each way, so a long
+/// history does not drown the transcript (or the snapshots).
+const BULK: usize = 100;
 
 /// One lock per stream URL, shared by every case of the process.
 static LOCKS: LazyLock<Mutex<HashMap<String, Arc<RwLock<()>>>>> = LazyLock::new(Default::default);
@@ -76,13 +81,9 @@ static LOCKS: LazyLock<Mutex<HashMap<String, Arc<RwLock<()>>>>> = LazyLock::new(
 enum Guard {
     Exclusive(OwnedRwLockWriteGuard<()>),
     Shared(OwnedRwLockReadGuard<()>),
-    Free,
 }
 
 async fn lock_for(script: &Script, target: &SseTarget) -> Guard {
-    if script.waits_idle() && !script.publishes() {
-        return Guard::Free;
-    }
     let lock = LOCKS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -130,6 +131,7 @@ async fn drive(
         streams: HashMap::new(),
         published: Vec::new(),
         fences: 0,
+        first_ids: HashMap::new(),
         skipped_optional: false,
         deadline: Instant::now() + case_budget(settings.timeout),
     };
@@ -149,6 +151,10 @@ async fn drive(
                 break;
             }
         }
+    }
+    let completed = d.run.failure.is_none() && d.run.error.is_none() && d.run.unsupported.is_none();
+    if completed && !script.checks_framing() {
+        d.every_stream_checks();
     }
     d.run
 }
@@ -193,6 +199,8 @@ struct Published {
     id: Option<String>,
     /// When its POST began: an event that arrived earlier is not this one.
     at: Instant,
+    /// Part of a bulk publish (see [`BULK`]).
+    bulk: bool,
 }
 
 struct Stream {
@@ -223,7 +231,21 @@ struct Stream {
     kept_bytes: u64,
     /// Events dropped because a cap was reached.
     overflowed: u64,
+    /// Opened with `Last-Event-ID`.
+    resumed: bool,
+    /// Opened with a literal `Last-Event-ID` the target never issued: the
+    /// contract lets it answer with a marker event, so events this case did
+    /// not publish are no finding on this stream.
+    tolerates_other: bool,
+    /// The framing rules broken by what the stream had sent when the case
+    /// last received one of its events or fences there: a verdict that
+    /// does not depend on whether bytes sent later (keep-alives) happened to
+    /// arrive before the case ended.
+    framing_at_sync: Vec<(FramingCheck, Problem)>,
 }
+
+/// `(reason, expected, actual)` of a broken rule.
+type Problem = (String, String, String);
 
 /// What applying one item did.
 enum Applied {
@@ -310,25 +332,39 @@ impl Stream {
                         if n == 1 { "" } else { "s" }
                     ));
                 }
+                let mut sync_point = false;
                 for ev in events {
                     let class = classify(&ev.data, at, published, nonce);
-                    let line = format!("[{name}] {}", describe_event(&ev, class, published));
-                    // Fences depend on timing (a slow event triggers one):
-                    // notes keep them out of deterministic transcripts.
-                    match class {
-                        Class::Fence(_) | Class::ForeignFence => t.note(line),
-                        _ => t.inbound(line),
+                    sync_point |= matches!(class, Class::Ours | Class::Fence(_));
+                    let bulk = class == Class::Ours
+                        && published.iter().rev().any(|p| p.bulk && p.data == ev.data);
+                    // Events of a bulk publish are summed up by the
+                    // expectation that takes them (the transcript is capped).
+                    if !bulk {
+                        let line = format!("[{name}] {}", describe_event(&ev, class, published));
+                        // Fences depend on timing (a slow event triggers one):
+                        // notes keep them out of deterministic transcripts.
+                        match class {
+                            Class::Fence(_) | Class::ForeignFence => t.note(line),
+                            _ => t.inbound(line),
+                        }
                     }
                     if class == Class::Ours {
                         self.seen.push(ev.clone());
                     }
-                    // Another case's fence is never waited for.
-                    if class == Class::ForeignFence
-                        || class == Class::Other && self.queue.len() >= MAX_QUEUED_OTHER
+                    if matches!(class, Class::Other | Class::ForeignFence)
+                        && self.queue.len() >= MAX_QUEUED_OTHER
                     {
                         continue;
                     }
                     self.queue.push_back(Ev { ev, class });
+                }
+                if sync_point {
+                    self.framing_at_sync = FramingCheck::ALL
+                        .iter()
+                        .filter(|c| **c != FramingCheck::CompleteAtClose)
+                        .filter_map(|c| framing_problem(*c, self).map(|p| (*c, p)))
+                        .collect();
                 }
                 Applied::Body(at)
             }
@@ -410,6 +446,37 @@ impl Stream {
                 Some(Applied::Ended)
             }
             Err(_) => None,
+        }
+    }
+
+    /// The finding for an event on this stream that the case never
+    /// published (`None` where the contract allows one).
+    fn stray(&self, ev: &parser::Event, class: Class) -> Option<Stop> {
+        if self.tolerates_other {
+            return None;
+        }
+        let what = if class == Class::ForeignFence {
+            "a fence of another pushspec case or run"
+        } else {
+            "an event this case never published"
+        };
+        Some(fail(
+            format!(
+                "stream {} dispatched {what}: {}; a stream carries only the events published to it (a keep-alive sent as `data:`? an old event sent again?)",
+                self.describe_name(),
+                describe_plain(ev)
+            ),
+            "only events this case published (and its fences)",
+            describe_plain(ev),
+        ))
+    }
+
+    /// The stream's name, saying how it was opened when it resumed.
+    fn describe_name(&self) -> String {
+        if self.resumed {
+            format!("{} (resumed with Last-Event-ID)", self.name)
+        } else {
+            self.name.clone()
         }
     }
 
@@ -533,6 +600,7 @@ impl Want {
             IdCheck::Present => " with an id",
             IdCheck::Absent => " without id",
             IdCheck::Published => " with the published id",
+            IdCheck::AsSeen => " with the id first seen",
         };
         format!("{kind}data {}{id}", preview(self.data.as_bytes()))
     }
@@ -549,12 +617,86 @@ struct Driver<'a> {
     streams: HashMap<String, Stream>,
     published: Vec<Published>,
     fences: u64,
+    /// The id each of the case's events carried when an expectation first
+    /// took it (by data), for `id = "as-seen"`.
+    first_ids: HashMap<String, Option<String>>,
     /// An optional publish was skipped: optional expectations are too.
     skipped_optional: bool,
     deadline: Instant,
 }
 
 impl Driver<'_> {
+    /// What every case checks over every stream it read, after its own
+    /// steps passed (cases with `expect_framing` judge framing themselves):
+    /// the framing rules, as of the last event of the case the stream
+    /// delivered (fresh and resumed streams alike), each at its own level;
+    /// and that no event arrived that the case did not publish, nor one of
+    /// its events twice.
+    fn every_stream_checks(&mut self) {
+        let mut names: Vec<String> = self.streams.keys().cloned().collect();
+        names.sort();
+        let mut must: Option<Finding> = None;
+        let mut should: Vec<Finding> = Vec::new();
+        for name in names {
+            // Not drained: what arrives after the last step would make the
+            // verdict (and the transcript) depend on timing.
+            let Some(s) = self.streams.get(&name) else {
+                continue;
+            };
+            let mut issues = s.framing_at_sync.clone();
+            if s.ended.is_some()
+                && let Some(p) = framing_problem(FramingCheck::CompleteAtClose, s)
+            {
+                issues.push((FramingCheck::CompleteAtClose, p));
+            }
+            for (check, (reason, expected, actual)) in issues {
+                let f = Finding::new(
+                    format!(
+                        "stream {}: {reason} (framing rule `{}`, checked on every stream)",
+                        s.describe_name(),
+                        check.name()
+                    ),
+                    expected,
+                    actual,
+                );
+                match check.level() {
+                    crate::case::Level::Must => {
+                        must.get_or_insert(f);
+                    }
+                    _ => should.push(f),
+                }
+            }
+            if must.is_some() {
+                continue;
+            }
+            // Events that arrived after the case's last expectation.
+            let taken = &s.taken;
+            for Ev { ev, class } in &s.queue {
+                let stop = match class {
+                    Class::Other | Class::ForeignFence => s.stray(ev, *class),
+                    Class::Ours if taken.contains(&ev.data) => Some(fail(
+                        format!(
+                            "stream {} delivered the event with data {} a second time",
+                            s.describe_name(),
+                            preview(ev.data.as_bytes())
+                        ),
+                        "each published event once",
+                        describe_plain(ev),
+                    )),
+                    _ => None,
+                };
+                if let Some(Stop::Failed(f)) = stop {
+                    must.get_or_insert(f);
+                    break;
+                }
+            }
+        }
+        match must {
+            Some(f) => self.run.failure = Some(f),
+            None => self.run.non_strict.extend(should),
+        }
+    }
+
     async fn step(&mut self, step: &Step) -> Result<(), Stop> {
         match step {
             Step::Connect(c) => self.connect(c).await,
@@ -606,11 +748,15 @@ impl Driver<'_> {
             self.settings.timeout,
             self.deadline,
         );
+        let first_ids = &mut self.first_ids;
         let s = self.streams.get_mut(name).ok_or_else(|| missing(name))?;
         loop {
             if let Some(ev) = s.queue.pop_front() {
                 if ev.class == Class::Ours {
                     s.taken.push(ev.ev.data.clone());
+                    if !first_ids.contains_key(&ev.ev.data) {
+                        first_ids.insert(ev.ev.data.clone(), ev.ev.id.clone());
+                    }
                 }
                 return Ok(Next::Event(ev));
             }
@@ -694,9 +840,9 @@ impl Driver<'_> {
                 (None, Some(v)) => v.clone(),
                 (None, None) => String::new(),
             };
-            self.t
-                .note(format!("[{}] Last-Event-ID: {value:?}", c.stream));
-            req.set("Last-Event-ID", value.into_bytes());
+            let header = c.header_name.as_deref().unwrap_or("Last-Event-ID");
+            self.t.note(format!("[{}] {header}: {value:?}", c.stream));
+            req.set(header, value.into_bytes());
         }
         self.t.out(format!(
             "[{}] {}",
@@ -743,8 +889,18 @@ impl Driver<'_> {
             kept_bytes: 0,
             overflowed: 0,
             max_line: max_line as u64,
+            resumed: c.last_event_id.is_some(),
+            tolerates_other: c.last_event_id.as_ref().is_some_and(|l| l.value.is_some()),
+            framing_at_sync: Vec::new(),
         };
         self.streams.insert(c.stream.clone(), stream);
+        if !c.wait {
+            self.t.note(format!(
+                "[{}] going on without waiting for the head",
+                c.stream
+            ));
+            return Ok(());
+        }
         // Events published from now on are meant for this stream: wait until
         // the target has answered (a target that holds its headers back
         // until the first event is caught by `expect_response.within`).
@@ -780,15 +936,34 @@ impl Driver<'_> {
             ));
         }
         let data = String::from_utf8_lossy(&p.data.bytes()).into_owned();
-        for data in expand_count(&data, p.count) {
-            self.publish(&data, p.id.as_deref()).await?;
+        let all = expand_count(&data, p.count);
+        let bulk = all.len() > BULK;
+        if bulk {
+            self.t.out(format!(
+                "publish #{}..#{}: data {} .. {} ({} events)",
+                self.published.len() + 1,
+                self.published.len() + all.len(),
+                preview(all[0].as_bytes()),
+                preview(all[all.len() - 1].as_bytes()),
+                all.len()
+            ));
+        }
+        let start = Instant::now();
+        for data in all {
+            self.publish(&data, p.id.as_deref(), bulk).await?;
+        }
+        if bulk {
+            self.t.note(format!(
+                "bulk publish took {:.1}ms",
+                start.elapsed().as_secs_f64() * 1e3
+            ));
         }
         Ok(())
     }
 
     /// POSTs one event; a publish that does not succeed is a harness error
     /// (the contract's publish endpoint is not usable), not a failure.
-    async fn publish(&mut self, data: &str, id: Option<&str>) -> Result<(), Stop> {
+    async fn publish(&mut self, data: &str, id: Option<&str>, bulk: bool) -> Result<(), Stop> {
         let Some(endpoint) = self.target.publish.clone() else {
             return Err(Stop::Unsupported(
                 "needs a publish endpoint (--publish)".into(),
@@ -835,7 +1010,7 @@ impl Driver<'_> {
         };
         if fence {
             self.t.note(what.clone());
-        } else {
+        } else if !bulk {
             self.t.out(what.clone());
         }
         // Recorded before the POST: the event may reach a stream before the
@@ -845,6 +1020,7 @@ impl Driver<'_> {
                 data: as_delivered(data),
                 id: full_id,
                 at: Instant::now(),
+                bulk,
             });
         }
         let start = Instant::now();
@@ -856,12 +1032,14 @@ impl Driver<'_> {
                     endpoint.url()
                 ))
             })?;
-        self.t.note(format!(
-            "{what}: {} {} after {:.1}ms",
-            reply.response.status,
-            reply.response.reason,
-            start.elapsed().as_secs_f64() * 1e3
-        ));
+        if !bulk {
+            self.t.note(format!(
+                "{what}: {} {} after {:.1}ms",
+                reply.response.status,
+                reply.response.reason,
+                start.elapsed().as_secs_f64() * 1e3
+            ));
+        }
         if !(200..300).contains(&reply.response.status) {
             return Err(Stop::Error(format!(
                 "{what}: the publish endpoint {} answered {} {}: {}",
@@ -878,7 +1056,7 @@ impl Driver<'_> {
         self.fences += 1;
         let k = self.fences;
         let data = format!("{FENCE_PREFIX}{} {k}", self.nonce);
-        self.publish(&data, None).await?;
+        self.publish(&data, None, false).await?;
         Ok(k)
     }
 
@@ -996,7 +1174,7 @@ impl Driver<'_> {
         let mut wants = Vec::new();
         for w in &e.events {
             let data = String::from_utf8_lossy(&w.data.bytes()).into_owned();
-            for data in expand_count(&data, w.count) {
+            for data in expand_range(&data, w.from.unwrap_or(1), w.count) {
                 if !self.published.iter().any(|p| p.data == data) {
                     return Err(Stop::Error(format!(
                         "case error: expect_events waits for data {} that no earlier publish step sent",
@@ -1095,8 +1273,11 @@ impl Driver<'_> {
                             got(&matched, &other, other_count),
                         ));
                     }
-                    Class::Fence(_) | Class::ForeignFence => {}
-                    Class::Other => {
+                    Class::Fence(_) => {}
+                    Class::Other | Class::ForeignFence => {
+                        if let Some(stop) = self.stream(name)?.stray(&ev, class) {
+                            return Err(stop);
+                        }
                         other_count += 1;
                         if other.len() < MAX_LISTED {
                             other.push(describe_plain(&ev));
@@ -1203,6 +1384,19 @@ impl Driver<'_> {
                 }
             }
         }
+        let bulk = self
+            .published
+            .iter()
+            .rev()
+            .any(|p| p.bulk && p.data == matched[0].data);
+        if bulk {
+            self.t.inbound(format!(
+                "[{name}] {} event(s) as expected, in order: {} .. {}",
+                matched.len(),
+                preview(matched[0].data.as_bytes()),
+                preview(matched[matched.len() - 1].data.as_bytes())
+            ));
+        }
         self.t.note(format!(
             "[{name}] {} event(s) as expected after {:.1}ms",
             matched.len(),
@@ -1247,6 +1441,20 @@ impl Driver<'_> {
                         "case error: the event with data {data} was not published with an explicit id"
                     )),
                 }
+            }
+            IdCheck::AsSeen => {
+                let first = self.first_ids.get(&want.data)?;
+                (first != &ev.id).then(|| {
+                    let show = |id: &Option<String>| {
+                        id.as_ref()
+                            .map_or("(none)".to_string(), |i| preview(i.as_bytes()))
+                    };
+                    format!(
+                        "the event with data {data} came back with id {} but carried id {} when first seen: a replayed event keeps its id",
+                        show(&ev.id),
+                        show(first)
+                    )
+                })
             }
         }
     }
@@ -1314,7 +1522,12 @@ impl Driver<'_> {
                             describe_plain(&ev),
                         ));
                     }
-                    _ => {}
+                    Class::Other | Class::ForeignFence => {
+                        if let Some(stop) = self.stream(name)?.stray(&ev, class) {
+                            return Err(stop);
+                        }
+                    }
+                    Class::Fence(_) => {}
                 },
                 Next::Timeout => {
                     if fence.is_some() {
@@ -1392,6 +1605,16 @@ impl Driver<'_> {
             let until = (last + every + tolerance).min(deadline);
             match s.wait_item(until, t, published, nonce).await {
                 Some(Applied::Body(at)) => {
+                    // An idle stream sends comments; an event nobody
+                    // published (a keep-alive sent as `data:`) reaches the
+                    // application as a message.
+                    while let Some(Ev { ev, class }) = s.queue.pop_front() {
+                        if matches!(class, Class::Other | Class::ForeignFence)
+                            && let Some(stop) = s.stray(&ev, class)
+                        {
+                            return Err(stop);
+                        }
+                    }
                     let gap = at.saturating_duration_since(last);
                     longest = longest.max(gap);
                     last = at;
@@ -1648,6 +1871,7 @@ mod tests {
             data: "x\ny".into(),
             id: None,
             at: later,
+            bulk: false,
         }];
         assert_eq!(classify("x\ny", later, &published, "n1"), Class::Ours);
         // Arrived before the publish began: someone else's.

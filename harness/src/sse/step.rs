@@ -108,6 +108,19 @@ pub struct Connect {
     /// Sends `Last-Event-ID`.
     #[serde(default)]
     pub last_event_id: Option<LastEventId>,
+    /// Waits for the response head before the next step (default). With
+    /// `false` the next steps run while the target is still setting the
+    /// stream up: events published then must reach it (replayed or live).
+    #[serde(default = "yes")]
+    pub wait: bool,
+    /// The request's `Last-Event-ID` header name, in other letter cases
+    /// (HTTP field names are case-insensitive). Default `Last-Event-ID`.
+    #[serde(default)]
+    pub header_name: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Where the `Last-Event-ID` value comes from: `{ from = "a" }` (the last
@@ -196,6 +209,9 @@ pub enum IdCheck {
     Absent,
     /// The id the case chose in its `publish` (`id = ...`) for this data.
     Published,
+    /// The id the event with this data carried when the case first saw it
+    /// on another stream: a replayed event keeps its id.
+    AsSeen,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -212,6 +228,10 @@ pub struct ExpectedEvent {
     /// (as published with `count`).
     #[serde(default)]
     pub count: Option<usize>,
+    /// With `count`: the numbering starts here instead of 1
+    /// (`from = 3, count = 2` is `<data>-3`, `<data>-4`).
+    #[serde(default)]
+    pub from: Option<usize>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -288,6 +308,31 @@ pub enum FramingCheck {
 }
 
 impl FramingCheck {
+    /// The level HTML gives the rule (as the `sse.framing.*` cases state it).
+    pub fn level(self) -> crate::case::Level {
+        use crate::case::Level;
+        match self {
+            FramingCheck::UnknownFields
+            | FramingCheck::ColonlessLines
+            | FramingCheck::LineEndings => Level::Should,
+            _ => Level::Must,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FramingCheck::Utf8 => "utf8",
+            FramingCheck::Bom => "bom",
+            FramingCheck::FieldCase => "field-case",
+            FramingCheck::UnknownFields => "unknown-fields",
+            FramingCheck::ColonlessLines => "colonless-lines",
+            FramingCheck::Retry => "retry",
+            FramingCheck::IdNul => "id-nul",
+            FramingCheck::LineEndings => "line-endings",
+            FramingCheck::CompleteAtClose => "complete-at-close",
+        }
+    }
+
     pub const ALL: [FramingCheck; 9] = [
         FramingCheck::Utf8,
         FramingCheck::Bom,
@@ -341,9 +386,14 @@ pub struct ExpectEnd {
 
 /// `data` with `count` expanded: `[data]` or `[data-1, .., data-count]`.
 pub fn expand_count(data: &str, count: Option<usize>) -> Vec<String> {
+    expand_range(data, 1, count)
+}
+
+/// `data` with `count` expanded from `from`: `[data-from, .., data-(from+count-1)]`.
+pub fn expand_range(data: &str, from: usize, count: Option<usize>) -> Vec<String> {
     match count {
         None => vec![data.to_string()],
-        Some(n) => (1..=n).map(|i| format!("{data}-{i}")).collect(),
+        Some(n) => (from..from + n).map(|i| format!("{data}-{i}")).collect(),
     }
 }
 
@@ -393,6 +443,15 @@ impl Script {
         self.steps
             .iter()
             .any(|s| matches!(s, Step::Publish(_) | Step::Finish(_) | Step::Sync(_)))
+    }
+
+    /// Whether the script judges framing itself (`expect_framing`): such a
+    /// case checks the one rule it names, and the framing and other-traffic
+    /// checks every other case runs over its streams are left out.
+    pub fn checks_framing(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::ExpectFraming(_)))
     }
 
     /// Whether the script measures an idle stream over a long wait.
@@ -470,6 +529,14 @@ impl Validate for Script {
                                 format!("header {n:?}: the value must not contain CR or LF"),
                             ));
                         }
+                    }
+                    if let Some(h) = &c.header_name
+                        && !h.eq_ignore_ascii_case("last-event-id")
+                    {
+                        return Err((
+                            at("connect.header_name"),
+                            "`Last-Event-ID` in any letter case".into(),
+                        ));
                     }
                     if let Some(l) = &c.last_event_id {
                         match (&l.from, &l.value, &l.event) {
@@ -590,6 +657,18 @@ impl Validate for Script {
                                 "must not contain CR or LF".into(),
                             ));
                         }
+                        if ev.from.is_some() && ev.count.is_none() {
+                            return Err((
+                                at(&format!("expect_events.events[{j}].from")),
+                                "`from` numbers events of a `count`".into(),
+                            ));
+                        }
+                        if ev.from == Some(0) || ev.from.is_some_and(|f| f > MAX_COUNT) {
+                            return Err((
+                                at(&format!("expect_events.events[{j}].from")),
+                                format!("between 1 and {MAX_COUNT}"),
+                            ));
+                        }
                         if ev.id == IdCheck::Published && !published_ids {
                             return Err((
                                 at(&format!("expect_events.events[{j}].id")),
@@ -704,6 +783,7 @@ mod tests {
     fn counts_and_delivery() {
         assert_eq!(expand_count("e", None), ["e"]);
         assert_eq!(expand_count("e", Some(2)), ["e-1", "e-2"]);
+        assert_eq!(expand_range("e", 9, Some(2)), ["e-9", "e-10"]);
         assert_eq!(as_delivered("a\r\nb\rc\nd\r"), "a\nb\nc\nd\n");
     }
 }
