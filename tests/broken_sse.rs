@@ -295,7 +295,15 @@ async fn latin1_fails_sse_framing_and_data() {
     prove(
         Fault::Latin1,
         &[FRAMING, DATA],
-        &["sse.framing.utf8", "sse.data.non-ascii"],
+        &[
+            "sse.framing.utf8",
+            "sse.data.non-ascii",
+            // Characters beyond Latin-1 become `?`; NEL is invalid UTF-8.
+            "sse.data.line-like-ls",
+            "sse.data.line-like-ps",
+            "sse.data.line-like-nel",
+            "sse.data.line-like-all",
+        ],
     )
     .await;
 }
@@ -361,7 +369,8 @@ async fn incomplete_last_event_fails_sse_framing() {
 // sse.data
 
 /// Every data case whose payload has a line ending inside or at the end.
-const MULTILINE_DATA: [&str; 16] = [
+const MULTILINE_DATA: [&str; 17] = [
+    "sse.data.line-like-all",
     "sse.data.lf",
     "sse.data.cr",
     "sse.data.crlf",
@@ -399,12 +408,24 @@ async fn unsplit_cr_fails_sse_data() {
             "sse.data.trailing-cr",
             "sse.data.injection-event-cr",
             "sse.data.injection-id-cr",
+            "sse.data.line-like-all",
             "sse.framing.colonless-lines",
             // The unsplit CR is a lone-CR line ending on the wire.
             "sse.framing.line-endings",
         ],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splitting_on_unicode_line_ends_fails_sse_data() {
+    let fail: Vec<&str> = cases()
+        .iter()
+        .filter(|c| c.id.starts_with("sse.data.line-like-"))
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(fail.len(), 9);
+    prove(Fault::SplitsUnicodeLines, &[DATA], &fail).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,10 @@ pub enum Fault {
     RawNewlineInData,
     /// Splits data on LF only: a lone CR stays inside the line.
     CrNotSplit,
+    /// Splits data on every character Python's `str.splitlines()` treats
+    /// as a line end (VT, FF, U+001C..U+001E, NEL, U+2028, U+2029), not
+    /// only on CR, LF and CRLF.
+    SplitsUnicodeLines,
     /// Writes `data:` + line, without the space: a leading space is lost.
     NoSpaceAfterColon,
     /// Drops the empty last line of data ending in a newline (like
@@ -369,6 +373,12 @@ fn split_lines(s: &str, fault: Fault) -> Vec<String> {
                 lines.push(std::mem::take(&mut cur));
             }
             '\n' => lines.push(std::mem::take(&mut cur)),
+            '\u{0B}' | '\u{0C}' | '\u{1C}' | '\u{1D}' | '\u{1E}' | '\u{85}' | '\u{2028}'
+            | '\u{2029}'
+                if fault == Fault::SplitsUnicodeLines =>
+            {
+                lines.push(std::mem::take(&mut cur))
+            }
             c => cur.push(c),
         }
     }

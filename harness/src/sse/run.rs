@@ -462,7 +462,7 @@ impl Stream {
         };
         Some(fail(
             format!(
-                "stream {} dispatched {what}: {}; a stream carries only the events published to it (a keep-alive sent as `data:`? an old event sent again?)",
+                "stream {} dispatched {what}: {}; a stream carries only the events published to it, unchanged (a published event altered? a keep-alive sent as `data:`? an old event sent again?)",
                 self.describe_name(),
                 describe_plain(ev)
             ),
