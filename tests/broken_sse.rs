@@ -472,6 +472,18 @@ async fn one_behind_buffering_fails_sse_delivery() {
     .await;
 }
 
+/// Concurrent events reach the streams in different orders; sequential
+/// publishes (every other delivery case) are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_events_in_different_orders_fail_sse_delivery() {
+    prove(
+        Fault::ReordersConcurrent,
+        &[DELIVERY],
+        &["sse.delivery.concurrent-publishers"],
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // sse.replay
 

@@ -108,6 +108,10 @@ pub enum Fault {
     /// Answers 500 to a numeric `Last-Event-ID` beyond the newest id (an
     /// index past the end of its buffer).
     FutureIdIs500,
+    /// Events published while another publish is in flight reach every
+    /// other stream in swapped pairs: subscribers see concurrent events in
+    /// different orders (per-subscriber delivery not serialized).
+    ReordersConcurrent,
     /// Replayed events carry new ids (`<id>.replayed`), not the ones they
     /// were first sent with.
     ReplayRenumbers,
@@ -163,6 +167,12 @@ struct State {
     events: Vec<Arc<(String, String)>>,
     next_id: u64,
     finished: bool,
+    /// Publish requests being handled ([`Fault::ReordersConcurrent`]).
+    inflight: usize,
+    /// Ids of events published while another publish was in flight.
+    concurrent: std::collections::HashSet<String>,
+    /// Streams opened so far.
+    streams: u64,
 }
 
 struct Hub {
@@ -182,6 +192,9 @@ pub async fn spawn(fault: Fault) -> SocketAddr {
             events: Vec::new(),
             next_id: 1,
             finished: false,
+            inflight: 0,
+            concurrent: Default::default(),
+            streams: 0,
         }),
         tx,
     });
@@ -305,8 +318,16 @@ async fn serve(mut sock: TcpStream, hub: Arc<Hub>) -> std::io::Result<()> {
             let explicit = req
                 .header("event-id")
                 .map(|v| String::from_utf8_lossy(v).into_owned());
+            if hub.fault == Fault::ReordersConcurrent {
+                // Stays in flight a while, so concurrent publishes overlap.
+                hub.state.lock().unwrap().inflight += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             let id = {
                 let mut st = hub.state.lock().unwrap();
+                if hub.fault == Fault::ReordersConcurrent {
+                    st.inflight -= 1;
+                }
                 let id = match explicit {
                     Some(id) => id,
                     None => {
@@ -314,6 +335,9 @@ async fn serve(mut sock: TcpStream, hub: Arc<Hub>) -> std::io::Result<()> {
                         (st.next_id - 1).to_string()
                     }
                 };
+                if hub.fault == Fault::ReordersConcurrent && st.inflight > 0 {
+                    st.concurrent.insert(id.clone());
+                }
                 let ev = Arc::new((id.clone(), data));
                 st.events.push(ev.clone());
                 let _ = hub.tx.send(Msg::Event(ev));
@@ -622,8 +646,10 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
     }
     .map(|v| String::from_utf8_lossy(v).into_owned());
     let gap = fault == Fault::SubscribeGap && last_id.is_some();
-    let (mut replay, unknown, rx, finished) = {
-        let st = hub.state.lock().unwrap();
+    let (mut replay, unknown, rx, finished, number) = {
+        let mut st = hub.state.lock().unwrap();
+        st.streams += 1;
+        let number = st.streams;
         let mut replay = Vec::new();
         let mut unknown = false;
         match &last_id {
@@ -650,8 +676,11 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
             None => {}
         }
         let rx = (!gap).then(|| hub.tx.subscribe());
-        (replay, unknown, rx, st.finished)
+        (replay, unknown, rx, st.finished, number)
     };
+    // [`Fault::ReordersConcurrent`]: odd streams swap concurrent events in pairs.
+    let swaps = fault == Fault::ReordersConcurrent && number % 2 == 1;
+    let mut swap_held: Option<Vec<u8>> = None;
     let rx = match rx {
         Some(rx) => rx,
         None => {
@@ -796,6 +825,8 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
             (started + HEAD_DELAY).saturating_duration_since(Instant::now())
         } else if out.held_lf {
             SPLIT_DELAY
+        } else if swap_held.is_some() {
+            Duration::from_millis(100)
         } else if fault == Fault::NoKeepalive
             || fault == Fault::NoKeepaliveAfterEvents && carried_events
         {
@@ -810,7 +841,21 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                         out.body(&prelude, false).await?;
                         head_sent = true;
                     }
-                    out.event(encode_event(&ev.0, &ev.1, fault)).await?;
+                    let bytes = encode_event(&ev.0, &ev.1, fault);
+                    let concurrent = swaps && hub.state.lock().unwrap().concurrent.contains(&ev.0);
+                    match swap_held.take() {
+                        None if concurrent => swap_held = Some(bytes),
+                        Some(held) if concurrent => {
+                            out.event(bytes).await?;
+                            out.event(held).await?;
+                        }
+                        held => {
+                            if let Some(held) = held {
+                                out.event(held).await?;
+                            }
+                            out.event(bytes).await?;
+                        }
+                    }
                     carried_events = true;
                 }
                 Ok(Msg::Finish) | Err(_) => {
@@ -827,6 +872,8 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                     head_sent = true;
                 } else if out.held_lf {
                     out.release_lf().await?;
+                } else if let Some(held) = swap_held.take() {
+                    out.event(held).await?;
                 } else if fault == Fault::KeepaliveAsData {
                     out.body(b"data: keep-alive\n\n", false).await?;
                 } else {

@@ -949,8 +949,13 @@ impl Driver<'_> {
             ));
         }
         let start = Instant::now();
-        for data in all {
-            self.publish(&data, p.id.as_deref(), bulk).await?;
+        match p.concurrency {
+            Some(n) if n > 1 => self.publish_concurrently(all, n).await?,
+            _ => {
+                for data in all {
+                    self.publish(&data, p.id.as_deref(), bulk).await?;
+                }
+            }
         }
         if bulk {
             self.t.note(format!(
@@ -959,6 +964,82 @@ impl Driver<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// POSTs the events with `n` requests in flight at once, each on its
+    /// own connection: the target decides their order. All are recorded
+    /// as published before the first request, as any may arrive first.
+    async fn publish_concurrently(&mut self, all: Vec<String>, n: usize) -> Result<(), Stop> {
+        let Some(endpoint) = self.target.publish.clone() else {
+            return Err(Stop::Unsupported(
+                "needs a publish endpoint (--publish)".into(),
+            ));
+        };
+        let sse = &self.caps.profile.sse;
+        self.t.out(format!(
+            "publish #{}..#{} concurrently, {n} at a time: data {} .. {}",
+            self.published.len() + 1,
+            self.published.len() + all.len(),
+            preview(all[0].as_bytes()),
+            preview(all[all.len() - 1].as_bytes()),
+        ));
+        let now = Instant::now();
+        // Their order is the target's choice: logged per event, it would
+        // make the transcript differ from run to run.
+        let bulk = true;
+        let permits = Arc::new(tokio::sync::Semaphore::new(n));
+        let mut tasks = tokio::task::JoinSet::new();
+        for data in &all {
+            self.published.push(Published {
+                data: as_delivered(data),
+                id: None,
+                at: now,
+                bulk,
+            });
+            let mut req = Request::new("POST", &endpoint);
+            req.set(
+                "Content-Type",
+                sse.publish_content_type
+                    .as_deref()
+                    .unwrap_or("text/plain; charset=utf-8"),
+            );
+            req.body = publish_body(data, sse.publish_template.as_deref());
+            req.set("Content-Length", req.body.len().to_string());
+            req.set("Connection", "close");
+            let (endpoint, permits, timeout) =
+                (endpoint.clone(), permits.clone(), self.settings.timeout);
+            let data = data.clone();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let reply = http::post(&endpoint, &req, timeout).await;
+                (data, reply)
+            });
+        }
+        let mut problem = None;
+        while let Some(done) = tasks.join_next().await {
+            let why = match done {
+                Ok((_, Ok(r))) if (200..300).contains(&r.response.status) => continue,
+                Ok((data, Ok(r))) => format!(
+                    "publishing data {}: the publish endpoint {} answered {} {}: {}",
+                    preview(data.as_bytes()),
+                    endpoint.url(),
+                    r.response.status,
+                    r.response.reason,
+                    preview(&r.body)
+                ),
+                Ok((data, Err(e))) => format!(
+                    "publishing data {}: the publish endpoint {} failed: {e}",
+                    preview(data.as_bytes()),
+                    endpoint.url()
+                ),
+                Err(e) => format!("a publish task failed: {e}"),
+            };
+            problem.get_or_insert(why);
+        }
+        match problem {
+            Some(why) => Err(Stop::Error(why)),
+            None => Ok(()),
+        }
     }
 
     /// POSTs one event; a publish that does not succeed is a harness error
@@ -1171,7 +1252,7 @@ impl Driver<'_> {
         if e.optional && (self.skipped_optional || !self.can_publish()) {
             return Ok(());
         }
-        let mut wants = Vec::new();
+        let mut wants: Vec<Want> = Vec::new();
         for w in &e.events {
             let data = String::from_utf8_lossy(&w.data.bytes()).into_owned();
             for data in expand_range(&data, w.from.unwrap_or(1), w.count) {
@@ -1239,8 +1320,9 @@ impl Driver<'_> {
         let mut matched: Vec<parser::Event> = Vec::new();
         let mut other: Vec<String> = Vec::new();
         let mut other_count = 0usize;
+        let total = wants.len();
         let got = |matched: &[parser::Event], other: &[String], other_count: usize| {
-            let mut s = format!("{} of {} expected event(s)", matched.len(), wants.len());
+            let mut s = format!("{} of {total} expected event(s)", matched.len());
             if other_count > 0 {
                 s.push_str(&format!(
                     "; other events meanwhile ({other_count}): {}{}",
@@ -1260,6 +1342,19 @@ impl Driver<'_> {
                 _ => hard,
             };
             let next = self.next_event(name, wait_until, start).await?;
+            // In any order: the event arriving is the next one wanted if
+            // it is still wanted at all.
+            if e.any_order
+                && let Next::Event(Ev {
+                    ev,
+                    class: Class::Ours,
+                }) = &next
+                && let Some(j) = wants[matched.len()..]
+                    .iter()
+                    .position(|w| w.data == ev.data)
+            {
+                wants.swap(matched.len(), matched.len() + j);
+            }
             let want = &wants[matched.len()];
             match next {
                 Next::Event(Ev { ev, class }) => match class {
@@ -1370,6 +1465,9 @@ impl Driver<'_> {
                 }
             }
         }
+        if let Some(other) = &e.same_order_as {
+            self.same_order(name, other, &matched)?;
+        }
         if e.distinct_ids {
             for (i, a) in matched.iter().enumerate() {
                 if let Some(b) = matched[..i].iter().find(|b| b.id.is_some() && b.id == a.id) {
@@ -1389,7 +1487,15 @@ impl Driver<'_> {
             .iter()
             .rev()
             .any(|p| p.bulk && p.data == matched[0].data);
-        if bulk {
+        if bulk && e.any_order {
+            self.t.inbound(format!(
+                "[{name}] {} event(s) as expected, each once{}",
+                matched.len(),
+                e.same_order_as
+                    .as_ref()
+                    .map_or(String::new(), |o| format!(", in the order of stream {o}"))
+            ));
+        } else if bulk {
             self.t.inbound(format!(
                 "[{name}] {} event(s) as expected, in order: {} .. {}",
                 matched.len(),
@@ -1403,6 +1509,43 @@ impl Driver<'_> {
             start.elapsed().as_secs_f64() * 1e3
         ));
         Ok(())
+    }
+
+    /// The events `matched` on stream `name` arrived in the order stream
+    /// `other` received the same events in.
+    fn same_order(&self, name: &str, other: &str, matched: &[parser::Event]) -> Result<(), Stop> {
+        let src = self.streams.get(other).ok_or_else(|| missing(other))?;
+        let set: std::collections::HashSet<&str> =
+            matched.iter().map(|e| e.data.as_str()).collect();
+        let there: Vec<&str> = src
+            .seen
+            .iter()
+            .map(|e| e.data.as_str())
+            .filter(|d| set.contains(d))
+            .collect();
+        let here: Vec<&str> = matched.iter().map(|e| e.data.as_str()).collect();
+        if here == there {
+            return Ok(());
+        }
+        let k = here
+            .iter()
+            .zip(&there)
+            .position(|(a, b)| a != b)
+            .unwrap_or(here.len().min(there.len()));
+        let at = |v: &[&str]| {
+            v.get(k)
+                .map_or("nothing".to_string(), |d| preview(d.as_bytes()))
+        };
+        Err(fail(
+            format!(
+                "streams {name} and {other} received the same events in different orders (first difference at position {}: {} on {name}, {} on {other}): every subscriber must see one order",
+                k + 1,
+                at(&here),
+                at(&there)
+            ),
+            format!("the order stream {other} saw"),
+            format!("{} on {name}, {} on {other}", at(&here), at(&there)),
+        ))
     }
 
     fn id_problem(&self, want: &Want, ev: &parser::Event) -> Option<String> {

@@ -190,6 +190,11 @@ pub struct Publish {
     /// Publishes this many events, with data `<data>-1` .. `<data>-<count>`.
     #[serde(default)]
     pub count: Option<usize>,
+    /// With `count`: this many publish requests in flight at once (each
+    /// on its own connection), so the target orders concurrent events
+    /// itself. Default 1 (one after another, in order).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     /// Skipped (with its `optional` expectations) when the target has no
     /// publish endpoint, instead of making the case unsupported.
     #[serde(default)]
@@ -249,6 +254,14 @@ pub struct ExpectEvents {
     /// The events' ids differ from each other.
     #[serde(default)]
     pub distinct_ids: bool,
+    /// The events may arrive in any order (each exactly once): for events
+    /// published concurrently, whose order the target decides.
+    #[serde(default)]
+    pub any_order: bool,
+    /// These events arrived in the same order on this stream as on the
+    /// named one (which an earlier step read them from).
+    #[serde(default)]
+    pub same_order_as: Option<String>,
     /// Skipped when the target has no publish endpoint (see `publish.optional`).
     #[serde(default)]
     pub optional: bool,
@@ -405,6 +418,8 @@ pub fn as_delivered(data: &str) -> String {
 
 /// Largest `count` a publish or expectation may use.
 pub const MAX_COUNT: usize = 10_000;
+/// Most publish requests a step keeps in flight at once.
+pub const MAX_CONCURRENCY: usize = 64;
 
 /// Checks that a data payload is UTF-8 text (event data is text).
 fn text_payload(p: &Payload) -> Result<(), String> {
@@ -587,6 +602,20 @@ impl Validate for Script {
                         }
                         _ => {}
                     }
+                    if let Some(c) = p.concurrency {
+                        if p.count.is_none() {
+                            return Err((
+                                at("publish.concurrency"),
+                                "`concurrency` goes with `count`".into(),
+                            ));
+                        }
+                        if !(1..=MAX_CONCURRENCY).contains(&c) {
+                            return Err((
+                                at("publish.concurrency"),
+                                format!("between 1 and {MAX_CONCURRENCY}"),
+                            ));
+                        }
+                    }
                     if let Some(id) = &p.id {
                         if id.is_empty() || id.contains(['\0', '\r', '\n']) {
                             return Err((
@@ -625,6 +654,9 @@ impl Validate for Script {
                 }
                 Step::ExpectEvents(e) => {
                     must_know(&e.stream, at("expect_events.stream"), true)?;
+                    if let Some(o) = &e.same_order_as {
+                        must_know(o, at("expect_events.same_order_as"), false)?;
+                    }
                     if e.events.is_empty() {
                         return Err((
                             at("expect_events.events"),
