@@ -589,12 +589,10 @@ async fn replay_to_fresh_streams_fails_sse_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn framing_broken_only_on_resumed_streams_fails_the_resuming_cases() {
-    prove(
-        Fault::RetryFractionOnResume,
-        &[REPLAY, FRAMING],
-        &resumed_with_events(),
-    )
-    .await;
+    let mut fail = resumed_with_events();
+    // Their streams read a fence, so they are checked too.
+    fail.extend(unknown_id_cases());
+    prove(Fault::RetryFractionOnResume, &[REPLAY, FRAMING], &fail).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,7 +663,7 @@ const HOSTILE_SAMPLE: [&str; 5] = [
 
 /// Runs a sample of cases against a hostile fixture: each case in
 /// `must_not_pass` fails (or errors); none panics or hangs.
-async fn hostile(fault: Fault, must_not_pass: &[&str]) {
+async fn hostile(fault: Fault, must_not_pass: &[&str]) -> BTreeMap<String, CaseResult> {
     let start = Instant::now();
     let results = run_cases(fault, &ALL, Some(&HOSTILE_SAMPLE), hostile_settings()).await;
     assert_eq!(results.len(), HOSTILE_SAMPLE.len());
@@ -689,6 +687,7 @@ async fn hostile(fault: Fault, must_not_pass: &[&str]) {
     for r in results.values() {
         eprintln!("  {}", describe(r));
     }
+    results
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -699,6 +698,40 @@ async fn a_server_that_never_answers_fails_without_hanging() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_garbage_response_fails() {
     hostile(Fault::GarbageHead, &HOSTILE_SAMPLE).await;
+}
+
+/// A head trickled byte by byte ends at the head deadline, with that
+/// reason, instead of costing every step a full wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_head_fails_at_the_head_deadline() {
+    let results = hostile(Fault::TrickledHead, &HOSTILE_SAMPLE).await;
+    for r in results.values() {
+        assert!(r.reason.contains("head deadline"), "{}", describe(r));
+        assert!(r.duration < Duration::from_secs(3), "{}", describe(r));
+    }
+}
+
+/// A 200 response that is no event stream: every case that reads the
+/// stream fails on that prerequisite, none passes on what it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_with_the_wrong_content_type_passes_no_case_that_reads_it() {
+    let fail: Vec<&str> = cases()
+        .iter()
+        .filter(|c| in_family(c, FRAMING) || in_family(c, REPLAY) || in_family(c, DATA))
+        .map(|c| c.id.as_str())
+        .collect();
+    let results = run_cases(
+        Fault::WrongContentType,
+        &[FRAMING, REPLAY, DATA],
+        None,
+        settings(),
+    )
+    .await;
+    for id in fail {
+        let r = &results[id];
+        assert_eq!(r.outcome, failing(r.level), "{}", describe(r));
+        assert!(r.reason.contains("prerequisite"), "{}", describe(r));
+    }
 }
 
 /// The head is valid, so only the cases reading the body fail.

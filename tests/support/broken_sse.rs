@@ -129,6 +129,8 @@ pub enum Fault {
     NeverAnswers,
     /// Hostile: answers a stream request with garbage.
     GarbageHead,
+    /// Hostile: a valid head, trickled one byte every 100 ms.
+    TrickledHead,
     /// Hostile: an endless line without a line ending.
     EndlessLine,
     /// Hostile: a chunk size that does not fit in 64 bits.
@@ -629,6 +631,15 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
         }
         Fault::GarbageHead => {
             write(&mut sock, b"HELLO THERE\r\n\xff\xfe\r\n\r\n").await?;
+            return Ok(());
+        }
+        Fault::TrickledHead => {
+            let head =
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+            for b in head {
+                write(&mut sock, &[*b]).await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             return Ok(());
         }
         _ => {}

@@ -134,6 +134,7 @@ async fn drive(
         first_ids: HashMap::new(),
         skipped_optional: false,
         deadline: Instant::now() + case_budget(settings.timeout),
+        budget: case_budget(settings.timeout),
     };
     for step in &script.steps {
         match d.step(step).await {
@@ -499,10 +500,62 @@ impl Stream {
         })
     }
 
+    /// A 200 response that is no event stream: an EventSource fails the
+    /// connection, so nothing read from it can pass a case (HTML §9.2.2).
+    /// Other statuses are each step's business (no events, or a `4xx`
+    /// an unknown id may get).
+    fn prerequisite(&self) -> Option<Stop> {
+        let (resp, _, _) = self.head.as_ref()?;
+        if resp.status != 200 {
+            return None;
+        }
+        let ct = resp.header("Content-Type").unwrap_or("");
+        if crate::header_check::essence(ct) == "text/event-stream" {
+            return None;
+        }
+        let shown = if ct.is_empty() {
+            "no Content-Type".to_string()
+        } else {
+            format!("Content-Type: {ct}")
+        };
+        Some(fail(
+            format!(
+                "stream {}: prerequisite not met: the response is 200 with {shown}, not text/event-stream, so an EventSource fails the connection and nothing it sends can be judged (HTML §9.2.2)",
+                self.name
+            ),
+            "a valid event stream: 200 with Content-Type: text/event-stream",
+            shown,
+        ))
+    }
+
+    /// The head did not complete within its own deadline (counted from the
+    /// request): a trickled or withheld head must not cost each step a full
+    /// wait.
+    fn head_overdue(&self, head_deadline: Duration) -> Option<Stop> {
+        if self.head.is_some() || self.broken.is_some() || self.conn.is_none() {
+            return None;
+        }
+        let waited = self.sent_at.elapsed();
+        (waited >= head_deadline).then(|| {
+            fail(
+                format!(
+                    "stream {}: the response head was not complete {:.1}s after the request (head deadline {head_deadline:?}): a head arriving slowly, or never, leaves a client with no connection",
+                    self.name,
+                    waited.as_secs_f64()
+                ),
+                format!("a complete response head within {head_deadline:?}"),
+                "no complete head",
+            )
+        })
+    }
+
     /// Problems that end any wait on this stream.
     fn problem(&self) -> Option<Stop> {
         if let Some(u) = &self.unsupported {
             return Some(Stop::Error(format!("stream {}: {u}", self.name)));
+        }
+        if let Some(p) = self.prerequisite() {
+            return Some(p);
         }
         self.broken.as_ref().map(|b| {
             fail(
@@ -623,9 +676,32 @@ struct Driver<'a> {
     /// An optional publish was skipped: optional expectations are too.
     skipped_optional: bool,
     deadline: Instant,
+    /// The case budget `deadline` was set from.
+    budget: Duration,
 }
 
 impl Driver<'_> {
+    /// Which deadline ended a wait that ends now: the case budget, the
+    /// step's hard bound, or the idle wait (nothing arrived for the
+    /// timeout). A stream that keeps sending never ends an idle wait, so
+    /// its reason names the budget, not silence.
+    fn ended_by(&self, hard: Option<Instant>) -> String {
+        let now = Instant::now();
+        if now >= self.deadline {
+            format!(
+                "the case budget of {:?} ran out, although the target may still be sending",
+                self.budget
+            )
+        } else if hard.is_some_and(|h| now >= h) {
+            "the step's time bound ran out".into()
+        } else {
+            format!(
+                "idle wait: nothing more came for {:?}",
+                self.settings.timeout
+            )
+        }
+    }
+
     /// What every case checks over every stream it read, after its own
     /// steps passed (cases with `expect_framing` judge framing themselves):
     /// the framing rules, as of the last event of the case the stream
@@ -781,12 +857,14 @@ impl Driver<'_> {
         }
     }
 
-    /// Waits until the stream's response head is there (or the wait ends).
+    /// Waits until the stream's response head is there (or the wait ends,
+    /// at the latest at the head deadline).
     async fn wait_head(&mut self, name: &str, until: Instant) {
         let (t, published, nonce) = (self.t, &self.published, &self.nonce);
         let Some(s) = self.streams.get_mut(name) else {
             return;
         };
+        let until = until.min(s.sent_at + self.settings.timeout);
         while s.head.is_none() && s.conn.is_some() && Instant::now() < until {
             if s.wait_item(until, t, published, nonce).await.is_none() {
                 break;
@@ -1186,7 +1264,10 @@ impl Driver<'_> {
         }
         .min(self.deadline);
         self.wait_head(&r.stream, until).await;
-        let s = self.stream(&r.stream)?;
+        let s = self
+            .streams
+            .get(&r.stream)
+            .ok_or_else(|| missing(&r.stream))?;
         let statuses = r
             .status
             .iter()
@@ -1207,11 +1288,14 @@ impl Driver<'_> {
                     format!("the response head within {w}"),
                     format!("nothing after {waited:?}"),
                 ),
-                None => fail(
-                    format!("no response within {waited:?}"),
-                    expected,
-                    "nothing",
-                ),
+                None => match s.head_overdue(self.settings.timeout) {
+                    Some(p) => p,
+                    None => fail(
+                        format!("no response within {waited:?} ({})", self.ended_by(None)),
+                        expected,
+                        "nothing",
+                    ),
+                },
             });
         };
         let actual = resp.describe();
@@ -1293,11 +1377,18 @@ impl Driver<'_> {
         if let Some(p) = self.stream(name)?.problem() {
             return Err(p);
         }
+        let head_deadline = self.settings.timeout;
         let s = self.stream(name)?;
+        if let Some(p) = s.head_overdue(head_deadline) {
+            return Err(p);
+        }
         if s.head.is_none() && s.conn.is_some() {
             let waited = s.sent_at.elapsed();
             return Err(fail(
-                format!("stream {name} got no response head in {waited:?}"),
+                format!(
+                    "stream {name} got no response head in {waited:?} ({})",
+                    self.ended_by(hard)
+                ),
                 expected,
                 "no response",
             ));
@@ -1440,9 +1531,9 @@ impl Driver<'_> {
                             want.describe()
                         ),
                         _ => format!(
-                            "{} did not arrive on stream {name}: nothing more came for {:?}",
+                            "{} did not arrive on stream {name} ({})",
                             want.describe(),
-                            self.settings.timeout
+                            self.ended_by(hard)
                         ),
                     };
                     self.t.note(format!("[{name}] gave up after {waited:?}"));
@@ -1612,7 +1703,16 @@ impl Driver<'_> {
             ));
         }
         let name = y.stream.as_str();
-        if self.stream(name)?.status().is_some_and(|s| s != 200) {
+        self.wait_head(name, Instant::now() + self.settings.timeout)
+            .await;
+        let s = self.streams.get(name).ok_or_else(|| missing(name))?;
+        if let Some(p) = s
+            .head_overdue(self.settings.timeout)
+            .or_else(|| s.problem())
+        {
+            return Err(p);
+        }
+        if s.status().is_some_and(|s| s != 200) {
             return Ok(());
         }
         let start = Instant::now();
@@ -1636,7 +1736,15 @@ impl Driver<'_> {
     async fn expect_no_event(&mut self, e: &ExpectNoEvent) -> Result<(), Stop> {
         let name = e.stream.as_str();
         let start = Instant::now();
-        if self.stream(name)?.status().is_some_and(|s| s != 200) {
+        self.wait_head(name, start + self.settings.timeout).await;
+        let s = self.streams.get(name).ok_or_else(|| missing(name))?;
+        if let Some(p) = s
+            .head_overdue(self.settings.timeout)
+            .or_else(|| s.problem())
+        {
+            return Err(p);
+        }
+        if s.status().is_some_and(|s| s != 200) {
             return Ok(());
         }
         let (fence, hard) = if self.can_publish() {
@@ -1808,6 +1916,7 @@ impl Driver<'_> {
             self.settings.timeout,
             self.deadline,
         );
+        let budget = self.budget;
         let s = self.streams.get_mut(name).ok_or_else(|| missing(name))?;
         while s.conn.is_some() {
             let until = e
@@ -1815,8 +1924,18 @@ impl Driver<'_> {
                 .map_or_else(|| s.last_item_at.max(start) + timeout, |w| start + w.0)
                 .min(deadline);
             if s.wait_item(until, t, published, nonce).await.is_none() && s.conn.is_some() {
+                let why = if Instant::now() >= deadline {
+                    format!("the case budget of {budget:?} ran out")
+                } else if let Some(w) = e.within {
+                    format!("the step's bound of {w}")
+                } else {
+                    format!("idle wait: nothing came for {timeout:?}")
+                };
                 return Err(fail(
-                    format!("stream {name} is still open after {:?}", start.elapsed()),
+                    format!(
+                        "stream {name} is still open after {:?} ({why})",
+                        start.elapsed()
+                    ),
                     "the target ends the response body",
                     "still open",
                 ));
