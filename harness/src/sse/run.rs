@@ -32,9 +32,10 @@ use super::http::{self, End, Framing, Item, Request, Response, StreamConn};
 use super::parser::{self, Parser};
 use super::step::{
     Connect, EventPick, ExpectBytesWithin, ExpectEnd, ExpectEvents, ExpectFraming, ExpectNoEvent,
-    ExpectResponse, FramingCheck, HeaderCheck, IdCheck, Publish, Script, Step, SyncSpec,
-    as_delivered, expand_count, expand_range,
+    ExpectReplay, ExpectResponse, ExpectedEvent, FramingCheck, HeaderCheck, IdCheck, Publish,
+    Script, Step, SyncSpec, as_delivered, expand_count, expand_range,
 };
+use crate::case::Payload;
 use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
 use crate::target::{HttpTarget, parse_http};
@@ -798,6 +799,7 @@ impl Driver<'_> {
             Step::ExpectResponse(r) => self.expect_response(r).await,
             Step::ExpectEvents(e) => self.expect_events(e).await,
             Step::ExpectNoEvent(e) => self.expect_no_event(e).await,
+            Step::ExpectReplay(r) => self.expect_replay(r).await,
             Step::ExpectFraming(f) => self.expect_framing(f).await,
             Step::ExpectBytesWithin(b) => self.expect_bytes_within(b).await,
             Step::ExpectEnd(e) => self.expect_end(e).await,
@@ -1016,7 +1018,8 @@ impl Driver<'_> {
         let data = String::from_utf8_lossy(&p.data.bytes()).into_owned();
         let all = expand_count(&data, p.count);
         let bulk = all.len() > BULK;
-        if bulk {
+        let concurrent = p.concurrency.is_some_and(|n| n > 1);
+        if bulk && !concurrent {
             self.t.out(format!(
                 "publish #{}..#{}: data {} .. {} ({} events)",
                 self.published.len() + 1,
@@ -1028,7 +1031,7 @@ impl Driver<'_> {
         }
         let start = Instant::now();
         match p.concurrency {
-            Some(n) if n > 1 => self.publish_concurrently(all, n).await?,
+            Some(n) if concurrent => self.publish_concurrently(all, n).await?,
             _ => {
                 for data in all {
                     self.publish(&data, p.id.as_deref(), bulk).await?;
@@ -1332,6 +1335,62 @@ impl Driver<'_> {
         Ok(())
     }
 
+    /// The events stream `of` saw after the picked one, as they were (data,
+    /// type, id), in its order: what a replay after that event must be.
+    async fn expect_replay(&mut self, r: &ExpectReplay) -> Result<(), Stop> {
+        let src = self.streams.get(&r.of).ok_or_else(|| missing(&r.of))?;
+        let idx = match r.after {
+            EventPick::First => 0,
+            EventPick::Last => src.seen.len().saturating_sub(1),
+            EventPick::Nth(n) => n - 1,
+        };
+        if idx >= src.seen.len() {
+            return Err(fail(
+                format!(
+                    "stream {} received {} event(s) of this case, so it has no {} to compare a replay with",
+                    r.of,
+                    src.seen.len(),
+                    r.after
+                ),
+                format!("the {} on stream {}", r.after, r.of),
+                format!("{} event(s)", src.seen.len()),
+            ));
+        }
+        let after = &src.seen[idx + 1..];
+        let summary = format!(
+            "[{}] the {} event(s) after the {} on stream {}, replayed as first seen, in order",
+            r.stream,
+            after.len(),
+            r.after,
+            r.of
+        );
+        if after.is_empty() {
+            self.t.inbound(summary);
+            return Ok(());
+        }
+        let events = after
+            .iter()
+            .map(|ev| ExpectedEvent {
+                data: Payload::Text(ev.data.clone()),
+                event_type: Some(ev.event_type.clone()),
+                id: IdCheck::AsSeen,
+                count: None,
+                from: None,
+            })
+            .collect();
+        let e = ExpectEvents {
+            stream: r.stream.clone(),
+            events,
+            within: None,
+            distinct_ids: false,
+            any_order: false,
+            same_order_as: None,
+            optional: false,
+            summary: Some(summary),
+        };
+        self.expect_events(&e).await
+    }
+
     async fn expect_events(&mut self, e: &ExpectEvents) -> Result<(), Stop> {
         if e.optional && (self.skipped_optional || !self.can_publish()) {
             return Ok(());
@@ -1578,7 +1637,9 @@ impl Driver<'_> {
             .iter()
             .rev()
             .any(|p| p.bulk && p.data == matched[0].data);
-        if bulk && e.any_order {
+        if let Some(line) = &e.summary {
+            self.t.inbound(line.clone());
+        } else if bulk && e.any_order {
             self.t.inbound(format!(
                 "[{name}] {} event(s) as expected, each once{}",
                 matched.len(),

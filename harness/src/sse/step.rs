@@ -59,6 +59,9 @@ pub enum Step {
     ExpectResponse(ExpectResponse),
     /// Exactly these events of the case, in this order, arrive next on the stream.
     ExpectEvents(ExpectEvents),
+    /// The stream's next events are exactly those another stream saw
+    /// after one of its events, in its order, with its ids: a replay.
+    ExpectReplay(ExpectReplay),
     /// No event of the case arrives on the stream.
     ExpectNoEvent(ExpectNoEvent),
     /// Strict checks over everything the stream sent so far.
@@ -265,6 +268,21 @@ pub struct ExpectEvents {
     /// Skipped when the target has no publish endpoint (see `publish.optional`).
     #[serde(default)]
     pub optional: bool,
+    /// Set by `expect_replay`: the transcript line summing up the events.
+    #[serde(skip)]
+    pub summary: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectReplay {
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// The stream whose events are replayed (read by an earlier step).
+    pub of: String,
+    /// After which of the case's events on `of` (the one `last_event_id`
+    /// named): `"first"`, `"last"` or a position counted from 1.
+    pub after: EventPick,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -711,6 +729,10 @@ impl Validate for Script {
                     }
                 }
                 Step::ExpectNoEvent(e) => must_know(&e.stream, at("expect_no_event.stream"), true)?,
+                Step::ExpectReplay(e) => {
+                    must_know(&e.stream, at("expect_replay.stream"), true)?;
+                    must_know(&e.of, at("expect_replay.of"), false)?;
+                }
                 Step::Sync(e) => must_know(&e.stream, at("sync.stream"), true)?,
                 Step::ExpectFraming(f) => {
                     must_know(&f.stream, at("expect_framing.stream"), false)?;
