@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use pushspec::case::{Case, Dur, Level};
+use pushspec::case::{Capability, Case, Dur, Level};
 use pushspec::engine::{Targets, run_case};
 use pushspec::outcome::{CaseResult, Outcome};
 use pushspec::profile::{Capabilities, Profile, SseProfile};
@@ -461,7 +461,7 @@ async fn dropped_trailing_newline_fails_sse_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_behind_buffering_fails_sse_delivery() {
-    prove(
+    prove_slow(
         Fault::OneBehind,
         &[DELIVERY, RESPONSE],
         &[
@@ -470,6 +470,41 @@ async fn one_behind_buffering_fails_sse_delivery() {
         ],
     )
     .await;
+}
+
+/// Events written in batches 300 ms apart: every case that publishes
+/// reports the latency (`non-strict`, confirmed by probes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_output_is_reported_as_slow_delivery() {
+    prove_slow(Fault::BatchesOutput, &[DATA, DELIVERY], &[]).await;
+}
+
+/// A fault that holds events back: each case in `timing` fails its own
+/// time bound; every other case that publishes is `non-strict` with the
+/// delivery-latency finding (confirmed by probes); the rest pass.
+async fn prove_slow(fault: Fault, families: &[&str], timing: &[&str]) {
+    let results = run_cases(fault, families, None, settings()).await;
+    let mut problems = Vec::new();
+    for (id, r) in &results {
+        let publishes = cases()
+            .iter()
+            .any(|c| &c.id == id && c.requires.contains(&Capability::Publish));
+        let ok = if timing.contains(&id.as_str()) {
+            r.outcome == failing(r.level)
+        } else if publishes {
+            r.outcome == Outcome::NonStrict && r.reason.contains("probe event was slow")
+        } else {
+            r.outcome == passing(r.level)
+        };
+        if !ok {
+            problems.push(describe(r));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "Fault::{fault:?}:\n  {}",
+        problems.join("\n  ")
+    );
 }
 
 /// Concurrent events reach the streams in different orders; sequential

@@ -119,6 +119,8 @@ pub enum Fault {
     OneBehind,
     /// With gzip, flushes the compressed stream only every 4 events.
     GzipBuffered,
+    /// Writes events in batches, [`BATCH_DELAY`] after the first of a batch.
+    BatchesOutput,
     /// Sends no keep-alive comments.
     NoKeepalive,
     /// Sends keep-alive comments only until the stream's first event.
@@ -156,6 +158,8 @@ const SPLIT_DELAY: Duration = Duration::from_millis(120);
 const SUBSCRIBE_GAP: Duration = Duration::from_millis(200);
 /// [`Fault::ReplayCapped`] replays at most this many events.
 const REPLAY_CAP: usize = 100;
+/// How long [`Fault::BatchesOutput`] holds the first event of a batch.
+const BATCH_DELAY: Duration = Duration::from_millis(300);
 /// [`Fault::GzipBuffered`] flushes after this many events.
 const GZIP_BATCH: usize = 4;
 
@@ -692,6 +696,8 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
     // [`Fault::ReordersConcurrent`]: odd streams swap concurrent events in pairs.
     let swaps = fault == Fault::ReordersConcurrent && number % 2 == 1;
     let mut swap_held: Option<Vec<u8>> = None;
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut batch_since = Instant::now();
     let rx = match rx {
         Some(rx) => rx,
         None => {
@@ -838,6 +844,8 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
             SPLIT_DELAY
         } else if swap_held.is_some() {
             Duration::from_millis(100)
+        } else if !batch.is_empty() {
+            (batch_since + BATCH_DELAY).saturating_duration_since(Instant::now())
         } else if fault == Fault::NoKeepalive
             || fault == Fault::NoKeepaliveAfterEvents && carried_events
         {
@@ -853,6 +861,14 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                         head_sent = true;
                     }
                     let bytes = encode_event(&ev.0, &ev.1, fault);
+                    if fault == Fault::BatchesOutput {
+                        if batch.is_empty() {
+                            batch_since = Instant::now();
+                        }
+                        batch.push(bytes);
+                        carried_events = true;
+                        continue;
+                    }
                     let concurrent = swaps && hub.state.lock().unwrap().concurrent.contains(&ev.0);
                     match swap_held.take() {
                         None if concurrent => swap_held = Some(bytes),
@@ -885,6 +901,10 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                     out.release_lf().await?;
                 } else if let Some(held) = swap_held.take() {
                     out.event(held).await?;
+                } else if !batch.is_empty() {
+                    for held in std::mem::take(&mut batch) {
+                        out.event(held).await?;
+                    }
                 } else if fault == Fault::KeepaliveAsData {
                     out.body(b"data: keep-alive\n\n", false).await?;
                 } else {

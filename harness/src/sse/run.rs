@@ -68,6 +68,12 @@ const MAX_KEPT_EVENTS: usize = 65_536;
 const MAX_KEPT_BYTES: u64 = 512 << 20;
 /// Items one `drain` takes before yielding to the caller.
 const MAX_DRAIN: usize = 4096;
+/// On loopback, an event reaching a stream later than this after its
+/// publish was answered is held back (buffering, batching): a `should`
+/// finding, once probes confirm it (see [`Driver::latency_check`]).
+const SLOW_DELIVERY: Duration = Duration::from_millis(100);
+/// Fences published to confirm a slow delivery.
+const LATENCY_PROBES: usize = 3;
 /// Unrelated events listed in a failure.
 const MAX_LISTED: usize = 6;
 /// A `publish` with a larger `count` is a bulk publish: its requests and
@@ -158,6 +164,9 @@ async fn drive(
     if completed && !script.checks_framing() {
         d.every_stream_checks();
     }
+    if completed && d.run.failure.is_none() {
+        d.latency_check().await;
+    }
     d.run
 }
 
@@ -191,6 +200,8 @@ enum Class {
 struct Ev {
     ev: parser::Event,
     class: Class,
+    /// When the bytes completing it arrived.
+    at: Instant,
 }
 
 /// A published event as a client should see it.
@@ -203,6 +214,8 @@ struct Published {
     at: Instant,
     /// Part of a bulk publish (see [`BULK`]).
     bulk: bool,
+    /// When its POST was answered: delivery latency counts from here.
+    done: Option<Instant>,
 }
 
 struct Stream {
@@ -244,6 +257,9 @@ struct Stream {
     /// does not depend on whether bytes sent later (keep-alives) happened to
     /// arrive before the case ended.
     framing_at_sync: Vec<(FramingCheck, Problem)>,
+    /// Publish completed to receipt, for each of the case's events this
+    /// stream received live.
+    latencies: Vec<Duration>,
 }
 
 /// `(reason, expected, actual)` of a broken rule.
@@ -352,6 +368,19 @@ impl Stream {
                         }
                     }
                     if class == Class::Ours {
+                        // Live deliveries only: an event published before
+                        // this stream was requested is a replay. Bulk
+                        // publishes are left out: the harness reads no
+                        // stream while it sends them, so their receipt
+                        // times measure the harness.
+                        if let Some(p) = published.iter().rev().find(|p| p.data == ev.data)
+                            && p.at >= self.sent_at
+                            && !p.bulk
+                            && self.latencies.len() < MAX_KEPT_EVENTS
+                        {
+                            let done = p.done.unwrap_or(at);
+                            self.latencies.push(at.saturating_duration_since(done));
+                        }
                         self.seen.push(ev.clone());
                     }
                     if matches!(class, Class::Other | Class::ForeignFence)
@@ -359,7 +388,7 @@ impl Stream {
                     {
                         continue;
                     }
-                    self.queue.push_back(Ev { ev, class });
+                    self.queue.push_back(Ev { ev, class, at });
                 }
                 if sync_point {
                     self.framing_at_sync = FramingCheck::ALL
@@ -703,6 +732,100 @@ impl Driver<'_> {
         }
     }
 
+    /// Reports the delivery latency of the case's live events (publish
+    /// answered to receipt): p50 and max in the summary. On loopback, a
+    /// max above [`SLOW_DELIVERY`] is a `should` finding, but only if it
+    /// is no scheduling accident: a few fences are published one by one
+    /// on the slowest stream and timed the same way, and the finding
+    /// stands only if one of them is slow too.
+    async fn latency_check(&mut self) {
+        let mut all: Vec<Duration> = Vec::new();
+        let mut slowest: Option<(String, Duration)> = None;
+        let mut names: Vec<String> = self.streams.keys().cloned().collect();
+        names.sort();
+        for name in &names {
+            let s = &self.streams[name];
+            all.extend(&s.latencies);
+            if let Some(m) = s.latencies.iter().max()
+                && slowest.as_ref().is_none_or(|(_, d)| m > d)
+            {
+                slowest = Some((name.clone(), *m));
+            }
+        }
+        let Some((name, max)) = slowest else {
+            return;
+        };
+        all.sort();
+        let p50 = all[all.len() / 2];
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let line = format!(
+            "delivery latency (publish answered to receipt) p50 {:.1}ms, max {:.1}ms over {} event(s)",
+            ms(p50),
+            ms(max),
+            all.len()
+        );
+        self.t.note(line.clone());
+        if self.run.summary.is_none() {
+            self.run.summary = Some(line.clone());
+        }
+        if max <= SLOW_DELIVERY || !is_loopback(&self.target.stream.host) || !self.can_publish() {
+            return;
+        }
+        let mut probes = Vec::new();
+        for _ in 0..LATENCY_PROBES {
+            match self.probe(&name).await {
+                Some(d) => probes.push(d),
+                None => {
+                    probes.push(Duration::MAX);
+                    break;
+                }
+            }
+        }
+        let shown: Vec<String> = probes
+            .iter()
+            .map(|d| {
+                if *d == Duration::MAX {
+                    "never".into()
+                } else {
+                    format!("{:.1}ms", ms(*d))
+                }
+            })
+            .collect();
+        self.t
+            .note(format!("[{name}] latency probes: {}", shown.join(", ")));
+        if probes.iter().all(|d| *d <= SLOW_DELIVERY) {
+            return;
+        }
+        self.run.non_strict.push(Finding::new(
+            format!(
+                "an event reached stream {name} {:.0}ms after its publish was answered, and a probe event was slow too ({}): on loopback events should arrive within {SLOW_DELIVERY:?} (held back or batched?); {line}",
+                ms(max),
+                shown.join(", ")
+            ),
+            format!("every event within {SLOW_DELIVERY:?} of its publish"),
+            line,
+        ));
+    }
+
+    /// Publishes a fence and times it on stream `name` from the publish
+    /// answer to its arrival (`None` if it does not come).
+    async fn probe(&mut self, name: &str) -> Option<Duration> {
+        let k = self.publish_fence().await.ok()?;
+        let done = Instant::now();
+        let hard = done + self.settings.timeout;
+        loop {
+            match self.next_event(name, Some(hard), done).await.ok()? {
+                Next::Event(Ev {
+                    class: Class::Fence(n),
+                    at,
+                    ..
+                }) if n == k => return Some(at.saturating_duration_since(done)),
+                Next::Event(_) => {}
+                Next::Timeout | Next::Ended => return None,
+            }
+        }
+    }
+
     /// What every case checks over every stream it read, after its own
     /// steps passed (cases with `expect_framing` judge framing themselves):
     /// the framing rules, as of the last event of the case the stream
@@ -748,7 +871,7 @@ impl Driver<'_> {
             }
             // Events that arrived after the case's last expectation.
             let taken = &s.taken;
-            for Ev { ev, class } in &s.queue {
+            for Ev { ev, class, .. } in &s.queue {
                 let stop = match class {
                     Class::Other | Class::ForeignFence => s.stray(ev, *class),
                     Class::Ours if taken.contains(&ev.data) => Some(fail(
@@ -972,6 +1095,7 @@ impl Driver<'_> {
             resumed: c.last_event_id.is_some(),
             tolerates_other: c.last_event_id.as_ref().is_some_and(|l| l.value.is_some()),
             framing_at_sync: Vec::new(),
+            latencies: Vec::new(),
         };
         self.streams.insert(c.stream.clone(), stream);
         if !c.wait {
@@ -1076,7 +1200,9 @@ impl Driver<'_> {
                 id: None,
                 at: now,
                 bulk,
+                done: None,
             });
+            let index = self.published.len() - 1;
             let mut req = Request::new("POST", &endpoint);
             req.set(
                 "Content-Type",
@@ -1093,14 +1219,17 @@ impl Driver<'_> {
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let reply = http::post(&endpoint, &req, timeout).await;
-                (data, reply)
+                (index, data, reply)
             });
         }
         let mut problem = None;
         while let Some(done) = tasks.join_next().await {
             let why = match done {
-                Ok((_, Ok(r))) if (200..300).contains(&r.response.status) => continue,
-                Ok((data, Ok(r))) => format!(
+                Ok((index, _, Ok(r))) if (200..300).contains(&r.response.status) => {
+                    self.published[index].done = Some(Instant::now());
+                    continue;
+                }
+                Ok((_, data, Ok(r))) => format!(
                     "publishing data {}: the publish endpoint {} answered {} {}: {}",
                     preview(data.as_bytes()),
                     endpoint.url(),
@@ -1108,7 +1237,7 @@ impl Driver<'_> {
                     r.response.reason,
                     preview(&r.body)
                 ),
-                Ok((data, Err(e))) => format!(
+                Ok((_, data, Err(e))) => format!(
                     "publishing data {}: the publish endpoint {} failed: {e}",
                     preview(data.as_bytes()),
                     endpoint.url()
@@ -1183,6 +1312,7 @@ impl Driver<'_> {
                 id: full_id,
                 at: Instant::now(),
                 bulk,
+                done: None,
             });
         }
         let start = Instant::now();
@@ -1201,6 +1331,9 @@ impl Driver<'_> {
                 reply.response.reason,
                 start.elapsed().as_secs_f64() * 1e3
             ));
+        }
+        if !fence && let Some(p) = self.published.last_mut() {
+            p.done = Some(Instant::now());
         }
         if !(200..300).contains(&reply.response.status) {
             return Err(Stop::Error(format!(
@@ -1498,6 +1631,7 @@ impl Driver<'_> {
                 && let Next::Event(Ev {
                     ev,
                     class: Class::Ours,
+                    ..
                 }) = &next
                 && let Some(j) = wants[matched.len()..]
                     .iter()
@@ -1507,7 +1641,7 @@ impl Driver<'_> {
             }
             let want = &wants[matched.len()];
             match next {
-                Next::Event(Ev { ev, class }) => match class {
+                Next::Event(Ev { ev, class, .. }) => match class {
                     Class::Fence(k) if Some(k) == fence => {
                         return Err(fail(
                             format!(
@@ -1819,7 +1953,7 @@ impl Driver<'_> {
         };
         loop {
             match self.next_event(name, Some(hard), start).await? {
-                Next::Event(Ev { ev, class }) => match class {
+                Next::Event(Ev { ev, class, .. }) => match class {
                     Class::Fence(k) if Some(k) == fence => return Ok(()),
                     Class::Ours => {
                         let s = self.stream(name)?;
@@ -1920,7 +2054,7 @@ impl Driver<'_> {
                     // An idle stream sends comments; an event nobody
                     // published (a keep-alive sent as `data:`) reaches the
                     // application as a message.
-                    while let Some(Ev { ev, class }) = s.queue.pop_front() {
+                    while let Some(Ev { ev, class, .. }) = s.queue.pop_front() {
                         if matches!(class, Class::Other | Class::ForeignFence)
                             && let Some(stop) = s.stray(&ev, class)
                         {
@@ -2023,6 +2157,15 @@ fn publish_body(data: &str, template: Option<&str>) -> Vec<u8> {
             tpl.replace("{data}", inner).into_bytes()
         }
     }
+}
+
+/// Whether a host names this machine (timing thresholds assume loopback).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn missing(name: &str) -> Stop {
@@ -2195,6 +2338,7 @@ mod tests {
             id: None,
             at: later,
             bulk: false,
+            done: None,
         }];
         assert_eq!(classify("x\ny", later, &published, "n1"), Class::Ours);
         // Arrived before the publish began: someone else's.
