@@ -20,13 +20,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use pushspec::case::{Case, Dur, Level};
+use pushspec::case::{Capability, Case, Dur, Level};
 use pushspec::engine::{Targets, run_case};
 use pushspec::outcome::{CaseResult, Outcome};
 use pushspec::profile::{Capabilities, Profile, SseProfile};
 use pushspec::sse::run::SseTarget;
 use pushspec::ws::run::Settings;
-use support::broken_sse::{Fault, spawn};
+use support::broken_sse::{Fault, seed, spawn};
 use tokio::sync::Semaphore;
 
 const RESPONSE: &str = "sse.response";
@@ -98,6 +98,9 @@ async fn run_cases(
     settings: Settings,
 ) -> BTreeMap<String, CaseResult> {
     let addr = spawn(fault).await;
+    if !matches!(fault, Fault::NeverAnswers | Fault::GarbageHead) {
+        seed(addr).await;
+    }
     let targets = Arc::new(Targets {
         ws: None,
         sse: Some(SseTarget {
@@ -173,7 +176,7 @@ fn describe(r: &CaseResult) -> String {
 /// the cases in `must_fail` to fail, every other one to pass.
 async fn prove(fault: Fault, families: &[&str], must_fail: &[&str]) {
     assert!(
-        fault == Fault::None || !must_fail.is_empty(),
+        matches!(fault, Fault::None | Fault::SplitCrlf) || !must_fail.is_empty(),
         "a fault test must expect at least one failure"
     );
     let start = Instant::now();
@@ -292,7 +295,15 @@ async fn latin1_fails_sse_framing_and_data() {
     prove(
         Fault::Latin1,
         &[FRAMING, DATA],
-        &["sse.framing.utf8", "sse.data.non-ascii"],
+        &[
+            "sse.framing.utf8",
+            "sse.data.non-ascii",
+            // Characters beyond Latin-1 become `?`; NEL is invalid UTF-8.
+            "sse.data.line-like-ls",
+            "sse.data.line-like-ps",
+            "sse.data.line-like-nel",
+            "sse.data.line-like-all",
+        ],
     )
     .await;
 }
@@ -342,6 +353,13 @@ async fn cr_line_endings_fail_sse_framing() {
     .await;
 }
 
+/// A CRLF split across chunks 120 ms apart is legal CRLF: the framing
+/// check judges only what a complete parse has seen, so every case passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crlf_split_across_delayed_chunks_passes_every_sse_family() {
+    prove(Fault::SplitCrlf, &ALL, &[]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incomplete_last_event_fails_sse_framing() {
     prove(Fault::IncompleteLastEvent, &[FRAMING], &[FINISH_CASE]).await;
@@ -351,7 +369,8 @@ async fn incomplete_last_event_fails_sse_framing() {
 // sse.data
 
 /// Every data case whose payload has a line ending inside or at the end.
-const MULTILINE_DATA: [&str; 16] = [
+const MULTILINE_DATA: [&str; 17] = [
+    "sse.data.line-like-all",
     "sse.data.lf",
     "sse.data.cr",
     "sse.data.crlf",
@@ -389,12 +408,24 @@ async fn unsplit_cr_fails_sse_data() {
             "sse.data.trailing-cr",
             "sse.data.injection-event-cr",
             "sse.data.injection-id-cr",
+            "sse.data.line-like-all",
             "sse.framing.colonless-lines",
             // The unsplit CR is a lone-CR line ending on the wire.
             "sse.framing.line-endings",
         ],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splitting_on_unicode_line_ends_fails_sse_data() {
+    let fail: Vec<&str> = cases()
+        .iter()
+        .filter(|c| c.id.starts_with("sse.data.line-like-"))
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(fail.len(), 9);
+    prove(Fault::SplitsUnicodeLines, &[DATA], &fail).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,7 +461,7 @@ async fn dropped_trailing_newline_fails_sse_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_behind_buffering_fails_sse_delivery() {
-    prove(
+    prove_slow(
         Fault::OneBehind,
         &[DELIVERY, RESPONSE],
         &[
@@ -441,16 +472,86 @@ async fn one_behind_buffering_fails_sse_delivery() {
     .await;
 }
 
+/// Events written in batches 300 ms apart: every case that publishes
+/// reports the latency (`non-strict`, confirmed by probes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_output_is_reported_as_slow_delivery() {
+    prove_slow(Fault::BatchesOutput, &[DATA, DELIVERY], &[]).await;
+}
+
+/// A fault that holds events back: each case in `timing` fails its own
+/// time bound; every other case that publishes is `non-strict` with the
+/// delivery-latency finding (confirmed by probes); the rest pass.
+async fn prove_slow(fault: Fault, families: &[&str], timing: &[&str]) {
+    let results = run_cases(fault, families, None, settings()).await;
+    let mut problems = Vec::new();
+    for (id, r) in &results {
+        // Concurrent (bulk) publishes are not timed: that case passes.
+        let publishes = cases()
+            .iter()
+            .any(|c| &c.id == id && c.requires.contains(&Capability::Publish))
+            && id != "sse.delivery.concurrent-publishers";
+        let ok = if timing.contains(&id.as_str()) {
+            r.outcome == failing(r.level)
+        } else if publishes {
+            r.outcome == Outcome::NonStrict && r.reason.contains("probe event was slow")
+        } else {
+            r.outcome == passing(r.level)
+        };
+        if !ok {
+            problems.push(describe(r));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "Fault::{fault:?}:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// Concurrent events reach the streams in different orders; sequential
+/// publishes (every other delivery case) are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_events_in_different_orders_fail_sse_delivery() {
+    prove(
+        Fault::ReordersConcurrent,
+        &[DELIVERY],
+        &["sse.delivery.concurrent-publishers"],
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // sse.replay
 
-const RESUMING: [&str; 5] = [
+/// The cases that replay events onto a resumed stream.
+const RESUMING: [&str; 9] = [
     "sse.replay.resume-after-last",
     "sse.replay.resume-from-earlier",
     "sse.replay.non-ascii-id",
     "sse.replay.long-id",
     "sse.replay.punctuation-id",
+    "sse.replay.long-history",
+    "sse.replay.header-name-lowercase",
+    "sse.replay.header-name-uppercase",
+    "sse.replay.publish-while-reconnecting",
 ];
+
+/// The cases that resume with an id the target never issued.
+fn unknown_id_cases() -> Vec<&'static str> {
+    cases()
+        .iter()
+        .filter(|c| c.id.starts_with("sse.replay.unknown-id"))
+        .map(|c| c.id.as_str())
+        .collect()
+}
+
+/// Every case that reads one of its events on a resumed stream.
+fn resumed_with_events() -> Vec<&'static str> {
+    let mut v = RESUMING.to_vec();
+    v.push("sse.replay.nothing-missed");
+    v
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignoring_last_event_id_fails_sse_replay() {
@@ -473,15 +574,80 @@ async fn events_without_ids_fail_sse_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_on_unknown_id_fails_sse_replay() {
-    prove(Fault::UnknownIdIs500, &[REPLAY], &["sse.replay.unknown-id"]).await;
+    prove(Fault::UnknownIdIs500, &[REPLAY], &unknown_id_cases()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_to_fresh_streams_fails_sse_replay() {
+async fn error_on_a_future_id_fails_sse_replay() {
     prove(
-        Fault::ReplaysToFreshStreams,
+        Fault::FutureIdIs500,
         &[REPLAY],
-        &["sse.replay.fresh-stream-no-replay"],
+        &["sse.replay.unknown-id-future"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_sensitive_header_name_fails_sse_replay() {
+    prove(
+        Fault::CaseSensitiveLastEventId,
+        &[REPLAY],
+        &[
+            "sse.replay.header-name-lowercase",
+            "sse.replay.header-name-uppercase",
+        ],
+    )
+    .await;
+}
+
+/// Events published between the replay snapshot and the live subscription
+/// are lost: only a publish while the client reconnects shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_between_replay_and_live_fails_sse_replay() {
+    prove(
+        Fault::SubscribeGap,
+        &[REPLAY],
+        &["sse.replay.publish-while-reconnecting"],
+    )
+    .await;
+}
+
+/// The history (seeded before the run) reaches every fresh stream: an
+/// event nobody published in the case is a finding wherever it shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_to_fresh_streams_fails_sse_replay() {
+    let fail: Vec<&str> = cases()
+        .iter()
+        .filter(|c| in_family(c, REPLAY) && !c.id.starts_with("sse.replay.unknown-id"))
+        .map(|c| c.id.as_str())
+        .collect();
+    prove(Fault::ReplaysToFreshStreams, &[REPLAY], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framing_broken_only_on_resumed_streams_fails_the_resuming_cases() {
+    let mut fail = resumed_with_events();
+    // Their streams read a fence, so they are checked too.
+    fail.extend(unknown_id_cases());
+    prove(Fault::RetryFractionOnResume, &[REPLAY, FRAMING], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_event_sent_again_fails_the_resuming_cases() {
+    prove(Fault::ReplaysOldEvent, &[REPLAY], &resumed_with_events()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_replay_fails_the_long_history() {
+    prove(Fault::ReplayCapped, &[REPLAY], &["sse.replay.long-history"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renumbered_replays_fail_sse_replay() {
+    prove(
+        Fault::ReplayRenumbers,
+        &[REPLAY],
+        &["sse.replay.resume-from-earlier", "sse.replay.long-history"],
     )
     .await;
 }
@@ -494,7 +660,28 @@ async fn no_keepalive_fails_sse_keepalive() {
     prove(
         Fault::NoKeepalive,
         &[KEEPALIVE],
-        &["sse.keepalive.idle-stream"],
+        &["sse.keepalive.idle-stream", "sse.keepalive.after-events"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_keepalive_after_events_fails_sse_keepalive() {
+    prove(
+        Fault::NoKeepaliveAfterEvents,
+        &[KEEPALIVE],
+        &["sse.keepalive.after-events"],
+    )
+    .await;
+}
+
+/// A keep-alive sent as an event reaches the application as a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_sent_as_data_fails_sse_keepalive() {
+    prove(
+        Fault::KeepaliveAsData,
+        &[KEEPALIVE],
+        &["sse.keepalive.idle-stream", "sse.keepalive.after-events"],
     )
     .await;
 }
@@ -513,7 +700,7 @@ const HOSTILE_SAMPLE: [&str; 5] = [
 
 /// Runs a sample of cases against a hostile fixture: each case in
 /// `must_not_pass` fails (or errors); none panics or hangs.
-async fn hostile(fault: Fault, must_not_pass: &[&str]) {
+async fn hostile(fault: Fault, must_not_pass: &[&str]) -> BTreeMap<String, CaseResult> {
     let start = Instant::now();
     let results = run_cases(fault, &ALL, Some(&HOSTILE_SAMPLE), hostile_settings()).await;
     assert_eq!(results.len(), HOSTILE_SAMPLE.len());
@@ -537,6 +724,7 @@ async fn hostile(fault: Fault, must_not_pass: &[&str]) {
     for r in results.values() {
         eprintln!("  {}", describe(r));
     }
+    results
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -547,6 +735,40 @@ async fn a_server_that_never_answers_fails_without_hanging() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_garbage_response_fails() {
     hostile(Fault::GarbageHead, &HOSTILE_SAMPLE).await;
+}
+
+/// A head trickled byte by byte ends at the head deadline, with that
+/// reason, instead of costing every step a full wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_head_fails_at_the_head_deadline() {
+    let results = hostile(Fault::TrickledHead, &HOSTILE_SAMPLE).await;
+    for r in results.values() {
+        assert!(r.reason.contains("head deadline"), "{}", describe(r));
+        assert!(r.duration < Duration::from_secs(3), "{}", describe(r));
+    }
+}
+
+/// A 200 response that is no event stream: every case that reads the
+/// stream fails on that prerequisite, none passes on what it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_with_the_wrong_content_type_passes_no_case_that_reads_it() {
+    let fail: Vec<&str> = cases()
+        .iter()
+        .filter(|c| in_family(c, FRAMING) || in_family(c, REPLAY) || in_family(c, DATA))
+        .map(|c| c.id.as_str())
+        .collect();
+    let results = run_cases(
+        Fault::WrongContentType,
+        &[FRAMING, REPLAY, DATA],
+        None,
+        settings(),
+    )
+    .await;
+    for id in fail {
+        let r = &results[id];
+        assert_eq!(r.outcome, failing(r.level), "{}", describe(r));
+        assert!(r.reason.contains("prerequisite"), "{}", describe(r));
+    }
 }
 
 /// The head is valid, so only the cases reading the body fail.

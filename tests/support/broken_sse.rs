@@ -51,6 +51,10 @@ pub enum Fault {
     RawNewlineInData,
     /// Splits data on LF only: a lone CR stays inside the line.
     CrNotSplit,
+    /// Splits data on every character Python's `str.splitlines()` treats
+    /// as a line end (VT, FF, U+001C..U+001E, NEL, U+2028, U+2029), not
+    /// only on CR, LF and CRLF.
+    SplitsUnicodeLines,
     /// Writes `data:` + line, without the space: a leading space is lost.
     NoSpaceAfterColon,
     /// Drops the empty last line of data ending in a newline (like
@@ -71,6 +75,11 @@ pub enum Fault {
     RetryFraction,
     /// Ends lines with a lone CR.
     CrLineEndings,
+    /// Not a fault: ends lines with CRLF and holds back the LF of every
+    /// write's last CRLF for [`SPLIT_DELAY`] (or until the next write), so
+    /// a CRLF is split across chunks that arrive 120 ms apart. A checker
+    /// must never judge such a CR as a lone CR.
+    SplitCrlf,
     /// Events carry no `id`.
     NoIds,
     /// Ignores `Last-Event-ID`: no replay.
@@ -81,18 +90,49 @@ pub enum Fault {
     UnknownIdIs500,
     /// Replays the whole history to a request without `Last-Event-ID`.
     ReplaysToFreshStreams,
+    /// Streams opened with `Last-Event-ID` begin with `retry: 1.5` (fresh
+    /// streams are correct): framing broken only on resumed streams.
+    RetryFractionOnResume,
+    /// Keep-alives are sent as `data: keep-alive` events, not comments.
+    KeepaliveAsData,
+    /// After a replay, sends the oldest event of its history again.
+    ReplaysOldEvent,
+    /// Replays at most the last [`REPLAY_CAP`] events after the given id,
+    /// silently (a short replay buffer that does not say it lost events).
+    ReplayCapped,
+    /// A resumed stream takes its replay snapshot, then subscribes to live
+    /// events [`SUBSCRIBE_GAP`] later: events published in between are lost.
+    SubscribeGap,
+    /// Reads `Last-Event-ID` only in exactly that letter case.
+    CaseSensitiveLastEventId,
+    /// Answers 500 to a numeric `Last-Event-ID` beyond the newest id (an
+    /// index past the end of its buffer).
+    FutureIdIs500,
+    /// Events published while another publish is in flight reach every
+    /// other stream in swapped pairs: subscribers see concurrent events in
+    /// different orders (per-subscriber delivery not serialized).
+    ReordersConcurrent,
+    /// Replayed events carry new ids (`<id>.replayed`), not the ones they
+    /// were first sent with.
+    ReplayRenumbers,
     /// Holds each event back until the next one is published.
     OneBehind,
     /// With gzip, flushes the compressed stream only every 4 events.
     GzipBuffered,
+    /// Writes events in batches, [`BATCH_DELAY`] after the first of a batch.
+    BatchesOutput,
     /// Sends no keep-alive comments.
     NoKeepalive,
+    /// Sends keep-alive comments only until the stream's first event.
+    NoKeepaliveAfterEvents,
     /// On finish, sends a last event without its blank line.
     IncompleteLastEvent,
     /// Hostile: never answers a stream request.
     NeverAnswers,
     /// Hostile: answers a stream request with garbage.
     GarbageHead,
+    /// Hostile: a valid head, trickled one byte every 100 ms.
+    TrickledHead,
     /// Hostile: an endless line without a line ending.
     EndlessLine,
     /// Hostile: a chunk size that does not fit in 64 bits.
@@ -112,6 +152,14 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 8 << 20;
 /// [`Fault::HeadersOnFirstEvent`] sends the head after this long anyway.
 const HEAD_DELAY: Duration = Duration::from_millis(1500);
+/// How long [`Fault::SplitCrlf`] holds back the LF of a CRLF.
+const SPLIT_DELAY: Duration = Duration::from_millis(120);
+/// How long [`Fault::SubscribeGap`] leaves between replay and live.
+const SUBSCRIBE_GAP: Duration = Duration::from_millis(200);
+/// [`Fault::ReplayCapped`] replays at most this many events.
+const REPLAY_CAP: usize = 100;
+/// How long [`Fault::BatchesOutput`] holds the first event of a batch.
+const BATCH_DELAY: Duration = Duration::from_millis(300);
 /// [`Fault::GzipBuffered`] flushes after this many events.
 const GZIP_BATCH: usize = 4;
 
@@ -125,6 +173,12 @@ struct State {
     events: Vec<Arc<(String, String)>>,
     next_id: u64,
     finished: bool,
+    /// Publish requests being handled ([`Fault::ReordersConcurrent`]).
+    inflight: usize,
+    /// Ids of events published while another publish was in flight.
+    concurrent: std::collections::HashSet<String>,
+    /// Streams opened so far.
+    streams: u64,
 }
 
 struct Hub {
@@ -144,6 +198,9 @@ pub async fn spawn(fault: Fault) -> SocketAddr {
             events: Vec::new(),
             next_id: 1,
             finished: false,
+            inflight: 0,
+            concurrent: Default::default(),
+            streams: 0,
         }),
         tx,
     });
@@ -267,8 +324,16 @@ async fn serve(mut sock: TcpStream, hub: Arc<Hub>) -> std::io::Result<()> {
             let explicit = req
                 .header("event-id")
                 .map(|v| String::from_utf8_lossy(v).into_owned());
+            if hub.fault == Fault::ReordersConcurrent {
+                // Stays in flight a while, so concurrent publishes overlap.
+                hub.state.lock().unwrap().inflight += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             let id = {
                 let mut st = hub.state.lock().unwrap();
+                if hub.fault == Fault::ReordersConcurrent {
+                    st.inflight -= 1;
+                }
                 let id = match explicit {
                     Some(id) => id,
                     None => {
@@ -276,6 +341,9 @@ async fn serve(mut sock: TcpStream, hub: Arc<Hub>) -> std::io::Result<()> {
                         (st.next_id - 1).to_string()
                     }
                 };
+                if hub.fault == Fault::ReordersConcurrent && st.inflight > 0 {
+                    st.concurrent.insert(id.clone());
+                }
                 let ev = Arc::new((id.clone(), data));
                 st.events.push(ev.clone());
                 let _ = hub.tx.send(Msg::Event(ev));
@@ -293,6 +361,22 @@ async fn serve(mut sock: TcpStream, hub: Arc<Hub>) -> std::io::Result<()> {
         }
         _ => respond(&mut sock, "404 Not Found", "not found").await,
     }
+}
+
+/// Publishes one event through `addr`'s publish endpoint, so that the
+/// history is never empty when a case runs (a fault that replays history
+/// must show in every case, including the first to run).
+pub async fn seed(addr: SocketAddr) {
+    let mut sock = TcpStream::connect(addr).await.expect("connect");
+    let body = "pushspec-test seed";
+    let req = format!(
+        "POST /publish HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    write(&mut sock, req.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(READ_TIMEOUT, sock.read_to_end(&mut reply)).await;
+    assert!(reply.starts_with(b"HTTP/1.1 200"), "seed publish failed");
 }
 
 /// Splits on CRLF, CR and LF; a trailing terminator gives a last empty line.
@@ -319,6 +403,12 @@ fn split_lines(s: &str, fault: Fault) -> Vec<String> {
                 lines.push(std::mem::take(&mut cur));
             }
             '\n' => lines.push(std::mem::take(&mut cur)),
+            '\u{0B}' | '\u{0C}' | '\u{1C}' | '\u{1D}' | '\u{1E}' | '\u{85}' | '\u{2028}'
+            | '\u{2029}'
+                if fault == Fault::SplitsUnicodeLines =>
+            {
+                lines.push(std::mem::take(&mut cur))
+            }
             c => cur.push(c),
         }
     }
@@ -333,10 +423,10 @@ fn split_lines(s: &str, fault: Fault) -> Vec<String> {
 }
 
 fn eol(fault: Fault) -> &'static str {
-    if fault == Fault::CrLineEndings {
-        "\r"
-    } else {
-        "\n"
+    match fault {
+        Fault::CrLineEndings => "\r",
+        Fault::SplitCrlf => "\r\n",
+        _ => "\n",
     }
 }
 
@@ -440,6 +530,8 @@ struct Out {
     gz_events: usize,
     /// The event held back ([`Fault::OneBehind`]).
     held: Option<Vec<u8>>,
+    /// The LF of the last CRLF written is held back ([`Fault::SplitCrlf`]).
+    held_lf: bool,
 }
 
 impl Out {
@@ -452,6 +544,19 @@ impl Out {
 
     /// Writes body bytes through gzip and chunking.
     async fn body(&mut self, bytes: &[u8], event: bool) -> std::io::Result<()> {
+        let mut split = Vec::new();
+        let mut bytes = bytes;
+        if self.fault == Fault::SplitCrlf {
+            if std::mem::take(&mut self.held_lf) {
+                split.push(b'\n');
+            }
+            split.extend_from_slice(bytes);
+            if split.ends_with(b"\r\n") {
+                split.pop();
+                self.held_lf = true;
+            }
+            bytes = &split;
+        }
         let mut wire = match &mut self.gzip {
             Some(gz) => {
                 let b = gz.block(bytes);
@@ -492,7 +597,16 @@ impl Out {
         }
     }
 
+    /// Writes the LF held back by [`Fault::SplitCrlf`].
+    async fn release_lf(&mut self) -> std::io::Result<()> {
+        if self.held_lf {
+            self.body(b"", false).await?;
+        }
+        Ok(())
+    }
+
     async fn end(&mut self) -> std::io::Result<()> {
+        self.release_lf().await?;
         if let Some(prev) = self.held.take() {
             self.body(&prev, true).await?;
         }
@@ -523,16 +637,34 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
             write(&mut sock, b"HELLO THERE\r\n\xff\xfe\r\n\r\n").await?;
             return Ok(());
         }
+        Fault::TrickledHead => {
+            let head =
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+            for b in head {
+                write(&mut sock, &[*b]).await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            return Ok(());
+        }
         _ => {}
     }
     if fault == Fault::NotAcceptableForAny && req.header("accept") == Some(b"*/*") {
         return respond(&mut sock, "406 Not Acceptable", "text/event-stream only").await;
     }
-    let last_id = req
-        .header("last-event-id")
-        .map(|v| String::from_utf8_lossy(v).into_owned());
-    let (replay, unknown, rx, finished) = {
-        let st = hub.state.lock().unwrap();
+    let last_id = if fault == Fault::CaseSensitiveLastEventId {
+        req.headers
+            .iter()
+            .find(|(n, _)| n == "Last-Event-ID")
+            .map(|(_, v)| v.as_slice())
+    } else {
+        req.header("last-event-id")
+    }
+    .map(|v| String::from_utf8_lossy(v).into_owned());
+    let gap = fault == Fault::SubscribeGap && last_id.is_some();
+    let (mut replay, unknown, rx, finished, number) = {
+        let mut st = hub.state.lock().unwrap();
+        st.streams += 1;
+        let number = st.streams;
         let mut replay = Vec::new();
         let mut unknown = false;
         match &last_id {
@@ -544,6 +676,11 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                     } else {
                         pos + 1
                     };
+                    let from = if fault == Fault::ReplayCapped {
+                        from.max(st.events.len().saturating_sub(REPLAY_CAP))
+                    } else {
+                        from
+                    };
                     replay.extend(st.events[from..].iter().cloned());
                 }
                 None => unknown = true,
@@ -553,12 +690,37 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
             }
             None => {}
         }
-        (replay, unknown, hub.tx.subscribe(), st.finished)
+        let rx = (!gap).then(|| hub.tx.subscribe());
+        (replay, unknown, rx, st.finished, number)
+    };
+    // [`Fault::ReordersConcurrent`]: odd streams swap concurrent events in pairs.
+    let swaps = fault == Fault::ReordersConcurrent && number % 2 == 1;
+    let mut swap_held: Option<Vec<u8>> = None;
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut batch_since = Instant::now();
+    let rx = match rx {
+        Some(rx) => rx,
+        None => {
+            tokio::time::sleep(SUBSCRIBE_GAP).await;
+            hub.tx.subscribe()
+        }
     };
     if finished {
         return respond(&mut sock, "204 No Content", "").await;
     }
-    if unknown && fault == Fault::UnknownIdIs500 {
+    let oldest = hub.state.lock().unwrap().events.first().cloned();
+    if fault == Fault::ReplaysOldEvent
+        && last_id.is_some()
+        && !unknown
+        && let Some(oldest) = oldest
+    {
+        replay.push(oldest);
+    }
+    let future = last_id
+        .as_deref()
+        .and_then(|id| id.parse::<u64>().ok())
+        .is_some_and(|n| n >= hub.state.lock().unwrap().next_id);
+    if unknown && (fault == Fault::UnknownIdIs500 || fault == Fault::FutureIdIs500 && future) {
         return respond(&mut sock, "500 Internal Server Error", "unknown id").await;
     }
     let gzip = req.header("accept-encoding").is_some_and(|v| {
@@ -601,6 +763,7 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
         gz_pending: Vec::new(),
         gz_events: 0,
         held: None,
+        held_lf: false,
     };
     match fault {
         Fault::EndlessLine => {
@@ -643,7 +806,9 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
         out.body(&Gzip::HEADER, false).await?;
         out.gzip = Some(Gzip { crc: 0, len: 0 });
     }
-    let retry = if fault == Fault::RetryFraction {
+    let retry = if fault == Fault::RetryFraction
+        || fault == Fault::RetryFractionOnResume && last_id.is_some()
+    {
         "1.5"
     } else {
         "1000"
@@ -660,16 +825,30 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
         .await?;
     }
     for ev in replay {
-        out.event(encode_event(&ev.0, &ev.1, fault)).await?;
+        let id = if fault == Fault::ReplayRenumbers {
+            format!("{}.replayed", ev.0)
+        } else {
+            ev.0.clone()
+        };
+        out.event(encode_event(&id, &ev.1, fault)).await?;
     }
     let mut rx = rx;
     let started = Instant::now();
     let mut head_sent = !hold_head;
+    let mut carried_events = false;
     let mut sink = [0u8; 1024];
     loop {
         let idle = if !head_sent {
             (started + HEAD_DELAY).saturating_duration_since(Instant::now())
-        } else if fault == Fault::NoKeepalive {
+        } else if out.held_lf {
+            SPLIT_DELAY
+        } else if swap_held.is_some() {
+            Duration::from_millis(100)
+        } else if !batch.is_empty() {
+            (batch_since + BATCH_DELAY).saturating_duration_since(Instant::now())
+        } else if fault == Fault::NoKeepalive
+            || fault == Fault::NoKeepaliveAfterEvents && carried_events
+        {
             Duration::from_secs(3600)
         } else {
             KEEPALIVE
@@ -681,7 +860,30 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                         out.body(&prelude, false).await?;
                         head_sent = true;
                     }
-                    out.event(encode_event(&ev.0, &ev.1, fault)).await?;
+                    let bytes = encode_event(&ev.0, &ev.1, fault);
+                    if fault == Fault::BatchesOutput {
+                        if batch.is_empty() {
+                            batch_since = Instant::now();
+                        }
+                        batch.push(bytes);
+                        carried_events = true;
+                        continue;
+                    }
+                    let concurrent = swaps && hub.state.lock().unwrap().concurrent.contains(&ev.0);
+                    match swap_held.take() {
+                        None if concurrent => swap_held = Some(bytes),
+                        Some(held) if concurrent => {
+                            out.event(bytes).await?;
+                            out.event(held).await?;
+                        }
+                        held => {
+                            if let Some(held) = held {
+                                out.event(held).await?;
+                            }
+                            out.event(bytes).await?;
+                        }
+                    }
+                    carried_events = true;
                 }
                 Ok(Msg::Finish) | Err(_) => {
                     if fault == Fault::IncompleteLastEvent {
@@ -695,6 +897,16 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                 if !head_sent {
                     out.body(&prelude, false).await?;
                     head_sent = true;
+                } else if out.held_lf {
+                    out.release_lf().await?;
+                } else if let Some(held) = swap_held.take() {
+                    out.event(held).await?;
+                } else if !batch.is_empty() {
+                    for held in std::mem::take(&mut batch) {
+                        out.event(held).await?;
+                    }
+                } else if fault == Fault::KeepaliveAsData {
+                    out.body(b"data: keep-alive\n\n", false).await?;
                 } else {
                     out.body(format!(": keep-alive{nl}{nl}", nl = eol(fault)).as_bytes(), false).await?;
                 }

@@ -488,6 +488,13 @@ impl Parser {
         self.st.obs.longest_line
     }
 
+    /// Whether the last byte fed was a CR whose follower has not arrived yet: it is counted in
+    /// [`Observations::cr`] for now, but an LF at the start of the next chunk makes it half of a
+    /// CRLF. A checker that judges line endings before the stream ended must leave it out.
+    pub fn undecided_cr(&self) -> bool {
+        self.pending_cr
+    }
+
     /// Whether field lines or a partial line are pending, i.e. whether [`Parser::finish`] now would
     /// discard something.
     pub fn has_pending(&self) -> bool {
@@ -991,6 +998,25 @@ mod tests {
         assert_eq!(out, vec![msg("a"), msg("b")]);
         assert_eq!(p.observations().crlf, 2);
         assert_eq!(p.observations().cr_lf_split_across_chunks, 1);
+    }
+
+    #[test]
+    fn a_cr_ending_a_chunk_is_undecided_until_the_next_byte() {
+        let mut p = Parser::new();
+        let mut out = Vec::new();
+        p.feed(b"data: a\r\n\r", &mut out);
+        assert!(p.undecided_cr());
+        p.feed(b"\n", &mut out);
+        assert!(!p.undecided_cr());
+        assert_eq!(p.observations().cr, 0);
+        p.feed(b"data: b\r", &mut out);
+        assert!(p.undecided_cr());
+        p.feed(b"\r", &mut out);
+        // The first CR is now known to be lone; the second is undecided.
+        assert_eq!(p.observations().cr, 2);
+        assert!(p.undecided_cr());
+        p.finish();
+        assert!(!p.undecided_cr());
     }
 
     #[test]

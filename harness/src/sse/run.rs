@@ -17,9 +17,10 @@
 //!
 //! **Isolation.** Cases against one target share its streams and replay
 //! buffer, so they are serialized per stream URL: a case that publishes (or
-//! finishes) runs alone; cases that only read run together; a case that
-//! measures idle keep-alive gaps takes no lock (its check tolerates other
-//! traffic, and holding a lock for 15 s would stall every other case).
+//! finishes) runs alone; cases that only read run together. A case that
+//! measures idle keep-alive gaps holds the lock too (shared when it only
+//! reads): no other case publishes meanwhile, so its stream is truly idle
+//! and any event on it is a finding.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -31,9 +32,10 @@ use super::http::{self, End, Framing, Item, Request, Response, StreamConn};
 use super::parser::{self, Parser};
 use super::step::{
     Connect, EventPick, ExpectBytesWithin, ExpectEnd, ExpectEvents, ExpectFraming, ExpectNoEvent,
-    ExpectResponse, FramingCheck, HeaderCheck, IdCheck, Publish, Script, Step, SyncSpec,
-    as_delivered, expand_count,
+    ExpectReplay, ExpectResponse, ExpectedEvent, FramingCheck, HeaderCheck, IdCheck, Publish,
+    Script, Step, SyncSpec, as_delivered, expand_count, expand_range,
 };
+use crate::case::Payload;
 use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
 use crate::target::{HttpTarget, parse_http};
@@ -66,8 +68,18 @@ const MAX_KEPT_EVENTS: usize = 65_536;
 const MAX_KEPT_BYTES: u64 = 512 << 20;
 /// Items one `drain` takes before yielding to the caller.
 const MAX_DRAIN: usize = 4096;
+/// On loopback, an event reaching a stream later than this after its
+/// publish was answered is held back (buffering, batching): a `should`
+/// finding, once probes confirm it (see [`Driver::latency_check`]).
+const SLOW_DELIVERY: Duration = Duration::from_millis(100);
+/// Fences published to confirm a slow delivery.
+const LATENCY_PROBES: usize = 3;
 /// Unrelated events listed in a failure.
 const MAX_LISTED: usize = 6;
+/// A `publish` with a larger `count` is a bulk publish: its requests and
+/// events are transcript notes, summed up in one line each way, so a long
+/// history does not drown the transcript (or the snapshots).
+const BULK: usize = 100;
 
 /// One lock per stream URL, shared by every case of the process.
 static LOCKS: LazyLock<Mutex<HashMap<String, Arc<RwLock<()>>>>> = LazyLock::new(Default::default);
@@ -76,13 +88,9 @@ static LOCKS: LazyLock<Mutex<HashMap<String, Arc<RwLock<()>>>>> = LazyLock::new(
 enum Guard {
     Exclusive(OwnedRwLockWriteGuard<()>),
     Shared(OwnedRwLockReadGuard<()>),
-    Free,
 }
 
 async fn lock_for(script: &Script, target: &SseTarget) -> Guard {
-    if script.waits_idle() && !script.publishes() {
-        return Guard::Free;
-    }
     let lock = LOCKS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -130,8 +138,10 @@ async fn drive(
         streams: HashMap::new(),
         published: Vec::new(),
         fences: 0,
+        first_ids: HashMap::new(),
         skipped_optional: false,
         deadline: Instant::now() + case_budget(settings.timeout),
+        budget: case_budget(settings.timeout),
     };
     for step in &script.steps {
         match d.step(step).await {
@@ -149,6 +159,13 @@ async fn drive(
                 break;
             }
         }
+    }
+    let completed = d.run.failure.is_none() && d.run.error.is_none() && d.run.unsupported.is_none();
+    if completed && !script.checks_framing() {
+        d.every_stream_checks();
+    }
+    if completed && d.run.failure.is_none() {
+        d.latency_check().await;
     }
     d.run
 }
@@ -183,6 +200,8 @@ enum Class {
 struct Ev {
     ev: parser::Event,
     class: Class,
+    /// When the bytes completing it arrived.
+    at: Instant,
 }
 
 /// A published event as a client should see it.
@@ -193,6 +212,10 @@ struct Published {
     id: Option<String>,
     /// When its POST began: an event that arrived earlier is not this one.
     at: Instant,
+    /// Part of a bulk publish (see [`BULK`]).
+    bulk: bool,
+    /// When its POST was answered: delivery latency counts from here.
+    done: Option<Instant>,
 }
 
 struct Stream {
@@ -223,7 +246,24 @@ struct Stream {
     kept_bytes: u64,
     /// Events dropped because a cap was reached.
     overflowed: u64,
+    /// Opened with `Last-Event-ID`.
+    resumed: bool,
+    /// Opened with a literal `Last-Event-ID` the target never issued: the
+    /// contract lets it answer with a marker event, so events this case did
+    /// not publish are no finding on this stream.
+    tolerates_other: bool,
+    /// The framing rules broken by what the stream had sent when the case
+    /// last received one of its events or fences there: a verdict that
+    /// does not depend on whether bytes sent later (keep-alives) happened to
+    /// arrive before the case ended.
+    framing_at_sync: Vec<(FramingCheck, Problem)>,
+    /// Publish completed to receipt, for each of the case's events this
+    /// stream received live.
+    latencies: Vec<Duration>,
 }
+
+/// `(reason, expected, actual)` of a broken rule.
+type Problem = (String, String, String);
 
 /// What applying one item did.
 enum Applied {
@@ -310,25 +350,52 @@ impl Stream {
                         if n == 1 { "" } else { "s" }
                     ));
                 }
+                let mut sync_point = false;
                 for ev in events {
                     let class = classify(&ev.data, at, published, nonce);
-                    let line = format!("[{name}] {}", describe_event(&ev, class, published));
-                    // Fences depend on timing (a slow event triggers one):
-                    // notes keep them out of deterministic transcripts.
-                    match class {
-                        Class::Fence(_) | Class::ForeignFence => t.note(line),
-                        _ => t.inbound(line),
+                    sync_point |= matches!(class, Class::Ours | Class::Fence(_));
+                    let bulk = class == Class::Ours
+                        && published.iter().rev().any(|p| p.bulk && p.data == ev.data);
+                    // Events of a bulk publish are summed up by the
+                    // expectation that takes them (the transcript is capped).
+                    if !bulk {
+                        let line = format!("[{name}] {}", describe_event(&ev, class, published));
+                        // Fences depend on timing (a slow event triggers one):
+                        // notes keep them out of deterministic transcripts.
+                        match class {
+                            Class::Fence(_) | Class::ForeignFence => t.note(line),
+                            _ => t.inbound(line),
+                        }
                     }
                     if class == Class::Ours {
+                        // Live deliveries only: an event published before
+                        // this stream was requested is a replay. Bulk
+                        // publishes are left out: the harness reads no
+                        // stream while it sends them, so their receipt
+                        // times measure the harness.
+                        if let Some(p) = published.iter().rev().find(|p| p.data == ev.data)
+                            && p.at >= self.sent_at
+                            && !p.bulk
+                            && self.latencies.len() < MAX_KEPT_EVENTS
+                        {
+                            let done = p.done.unwrap_or(at);
+                            self.latencies.push(at.saturating_duration_since(done));
+                        }
                         self.seen.push(ev.clone());
                     }
-                    // Another case's fence is never waited for.
-                    if class == Class::ForeignFence
-                        || class == Class::Other && self.queue.len() >= MAX_QUEUED_OTHER
+                    if matches!(class, Class::Other | Class::ForeignFence)
+                        && self.queue.len() >= MAX_QUEUED_OTHER
                     {
                         continue;
                     }
-                    self.queue.push_back(Ev { ev, class });
+                    self.queue.push_back(Ev { ev, class, at });
+                }
+                if sync_point {
+                    self.framing_at_sync = FramingCheck::ALL
+                        .iter()
+                        .filter(|c| **c != FramingCheck::CompleteAtClose)
+                        .filter_map(|c| framing_problem(*c, self).map(|p| (*c, p)))
+                        .collect();
                 }
                 Applied::Body(at)
             }
@@ -413,6 +480,37 @@ impl Stream {
         }
     }
 
+    /// The finding for an event on this stream that the case never
+    /// published (`None` where the contract allows one).
+    fn stray(&self, ev: &parser::Event, class: Class) -> Option<Stop> {
+        if self.tolerates_other {
+            return None;
+        }
+        let what = if class == Class::ForeignFence {
+            "a fence of another pushspec case or run"
+        } else {
+            "an event this case never published"
+        };
+        Some(fail(
+            format!(
+                "stream {} dispatched {what}: {}; a stream carries only the events published to it, unchanged (a published event altered? a keep-alive sent as `data:`? an old event sent again?)",
+                self.describe_name(),
+                describe_plain(ev)
+            ),
+            "only events this case published (and its fences)",
+            describe_plain(ev),
+        ))
+    }
+
+    /// The stream's name, saying how it was opened when it resumed.
+    fn describe_name(&self) -> String {
+        if self.resumed {
+            format!("{} (resumed with Last-Event-ID)", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+
     /// A line or event past the parser's caps: no event can be expected any more.
     fn overlong(&self) -> Option<Stop> {
         let o = self.parser.observations();
@@ -432,10 +530,62 @@ impl Stream {
         })
     }
 
+    /// A 200 response that is no event stream: an EventSource fails the
+    /// connection, so nothing read from it can pass a case (HTML §9.2.2).
+    /// Other statuses are each step's business (no events, or a `4xx`
+    /// an unknown id may get).
+    fn prerequisite(&self) -> Option<Stop> {
+        let (resp, _, _) = self.head.as_ref()?;
+        if resp.status != 200 {
+            return None;
+        }
+        let ct = resp.header("Content-Type").unwrap_or("");
+        if crate::header_check::essence(ct) == "text/event-stream" {
+            return None;
+        }
+        let shown = if ct.is_empty() {
+            "no Content-Type".to_string()
+        } else {
+            format!("Content-Type: {ct}")
+        };
+        Some(fail(
+            format!(
+                "stream {}: prerequisite not met: the response is 200 with {shown}, not text/event-stream, so an EventSource fails the connection and nothing it sends can be judged (HTML §9.2.2)",
+                self.name
+            ),
+            "a valid event stream: 200 with Content-Type: text/event-stream",
+            shown,
+        ))
+    }
+
+    /// The head did not complete within its own deadline (counted from the
+    /// request): a trickled or withheld head must not cost each step a full
+    /// wait.
+    fn head_overdue(&self, head_deadline: Duration) -> Option<Stop> {
+        if self.head.is_some() || self.broken.is_some() || self.conn.is_none() {
+            return None;
+        }
+        let waited = self.sent_at.elapsed();
+        (waited >= head_deadline).then(|| {
+            fail(
+                format!(
+                    "stream {}: the response head was not complete {:.1}s after the request (head deadline {head_deadline:?}): a head arriving slowly, or never, leaves a client with no connection",
+                    self.name,
+                    waited.as_secs_f64()
+                ),
+                format!("a complete response head within {head_deadline:?}"),
+                "no complete head",
+            )
+        })
+    }
+
     /// Problems that end any wait on this stream.
     fn problem(&self) -> Option<Stop> {
         if let Some(u) = &self.unsupported {
             return Some(Stop::Error(format!("stream {}: {u}", self.name)));
+        }
+        if let Some(p) = self.prerequisite() {
+            return Some(p);
         }
         self.broken.as_ref().map(|b| {
             fail(
@@ -533,6 +683,7 @@ impl Want {
             IdCheck::Present => " with an id",
             IdCheck::Absent => " without id",
             IdCheck::Published => " with the published id",
+            IdCheck::AsSeen => " with the id first seen",
         };
         format!("{kind}data {}{id}", preview(self.data.as_bytes()))
     }
@@ -549,12 +700,203 @@ struct Driver<'a> {
     streams: HashMap<String, Stream>,
     published: Vec<Published>,
     fences: u64,
+    /// The id each of the case's events carried when an expectation first
+    /// took it (by data), for `id = "as-seen"`.
+    first_ids: HashMap<String, Option<String>>,
     /// An optional publish was skipped: optional expectations are too.
     skipped_optional: bool,
     deadline: Instant,
+    /// The case budget `deadline` was set from.
+    budget: Duration,
 }
 
 impl Driver<'_> {
+    /// Which deadline ended a wait that ends now: the case budget, the
+    /// step's hard bound, or the idle wait (nothing arrived for the
+    /// timeout). A stream that keeps sending never ends an idle wait, so
+    /// its reason names the budget, not silence.
+    fn ended_by(&self, hard: Option<Instant>) -> String {
+        let now = Instant::now();
+        if now >= self.deadline {
+            format!(
+                "the case budget of {:?} ran out, although the target may still be sending",
+                self.budget
+            )
+        } else if hard.is_some_and(|h| now >= h) {
+            "the step's time bound ran out".into()
+        } else {
+            format!(
+                "idle wait: nothing more came for {:?}",
+                self.settings.timeout
+            )
+        }
+    }
+
+    /// Reports the delivery latency of the case's live events (publish
+    /// answered to receipt): p50 and max in the summary. On loopback, a
+    /// max above [`SLOW_DELIVERY`] is a `should` finding, but only if it
+    /// is no scheduling accident: a few fences are published one by one
+    /// on the slowest stream and timed the same way, and the finding
+    /// stands only if one of them is slow too.
+    async fn latency_check(&mut self) {
+        let mut all: Vec<Duration> = Vec::new();
+        let mut slowest: Option<(String, Duration)> = None;
+        let mut names: Vec<String> = self.streams.keys().cloned().collect();
+        names.sort();
+        for name in &names {
+            let s = &self.streams[name];
+            all.extend(&s.latencies);
+            if let Some(m) = s.latencies.iter().max()
+                && slowest.as_ref().is_none_or(|(_, d)| m > d)
+            {
+                slowest = Some((name.clone(), *m));
+            }
+        }
+        let Some((name, max)) = slowest else {
+            return;
+        };
+        all.sort();
+        let p50 = all[all.len() / 2];
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let line = format!(
+            "delivery latency (publish answered to receipt) p50 {:.1}ms, max {:.1}ms over {} event(s)",
+            ms(p50),
+            ms(max),
+            all.len()
+        );
+        self.t.note(line.clone());
+        if self.run.summary.is_none() {
+            self.run.summary = Some(line.clone());
+        }
+        if max <= SLOW_DELIVERY || !is_loopback(&self.target.stream.host) || !self.can_publish() {
+            return;
+        }
+        let mut probes = Vec::new();
+        for _ in 0..LATENCY_PROBES {
+            match self.probe(&name).await {
+                Some(d) => probes.push(d),
+                None => {
+                    probes.push(Duration::MAX);
+                    break;
+                }
+            }
+        }
+        let shown: Vec<String> = probes
+            .iter()
+            .map(|d| {
+                if *d == Duration::MAX {
+                    "never".into()
+                } else {
+                    format!("{:.1}ms", ms(*d))
+                }
+            })
+            .collect();
+        self.t
+            .note(format!("[{name}] latency probes: {}", shown.join(", ")));
+        if probes.iter().all(|d| *d <= SLOW_DELIVERY) {
+            return;
+        }
+        self.run.non_strict.push(Finding::new(
+            format!(
+                "an event reached stream {name} {:.0}ms after its publish was answered, and a probe event was slow too ({}): on loopback events should arrive within {SLOW_DELIVERY:?} (held back or batched?); {line}",
+                ms(max),
+                shown.join(", ")
+            ),
+            format!("every event within {SLOW_DELIVERY:?} of its publish"),
+            line,
+        ));
+    }
+
+    /// Publishes a fence and times it on stream `name` from the publish
+    /// answer to its arrival (`None` if it does not come).
+    async fn probe(&mut self, name: &str) -> Option<Duration> {
+        let k = self.publish_fence().await.ok()?;
+        let done = Instant::now();
+        let hard = done + self.settings.timeout;
+        loop {
+            match self.next_event(name, Some(hard), done).await.ok()? {
+                Next::Event(Ev {
+                    class: Class::Fence(n),
+                    at,
+                    ..
+                }) if n == k => return Some(at.saturating_duration_since(done)),
+                Next::Event(_) => {}
+                Next::Timeout | Next::Ended => return None,
+            }
+        }
+    }
+
+    /// What every case checks over every stream it read, after its own
+    /// steps passed (cases with `expect_framing` judge framing themselves):
+    /// the framing rules, as of the last event of the case the stream
+    /// delivered (fresh and resumed streams alike), each at its own level;
+    /// and that no event arrived that the case did not publish, nor one of
+    /// its events twice.
+    fn every_stream_checks(&mut self) {
+        let mut names: Vec<String> = self.streams.keys().cloned().collect();
+        names.sort();
+        let mut must: Option<Finding> = None;
+        let mut should: Vec<Finding> = Vec::new();
+        for name in names {
+            // Not drained: what arrives after the last step would make the
+            // verdict (and the transcript) depend on timing.
+            let Some(s) = self.streams.get(&name) else {
+                continue;
+            };
+            let mut issues = s.framing_at_sync.clone();
+            if s.ended.is_some()
+                && let Some(p) = framing_problem(FramingCheck::CompleteAtClose, s)
+            {
+                issues.push((FramingCheck::CompleteAtClose, p));
+            }
+            for (check, (reason, expected, actual)) in issues {
+                let f = Finding::new(
+                    format!(
+                        "stream {}: {reason} (framing rule `{}`, checked on every stream)",
+                        s.describe_name(),
+                        check.name()
+                    ),
+                    expected,
+                    actual,
+                );
+                match check.level() {
+                    crate::case::Level::Must => {
+                        must.get_or_insert(f);
+                    }
+                    _ => should.push(f),
+                }
+            }
+            if must.is_some() {
+                continue;
+            }
+            // Events that arrived after the case's last expectation.
+            let taken = &s.taken;
+            for Ev { ev, class, .. } in &s.queue {
+                let stop = match class {
+                    Class::Other | Class::ForeignFence => s.stray(ev, *class),
+                    Class::Ours if taken.contains(&ev.data) => Some(fail(
+                        format!(
+                            "stream {} delivered the event with data {} a second time",
+                            s.describe_name(),
+                            preview(ev.data.as_bytes())
+                        ),
+                        "each published event once",
+                        describe_plain(ev),
+                    )),
+                    _ => None,
+                };
+                if let Some(Stop::Failed(f)) = stop {
+                    must.get_or_insert(f);
+                    break;
+                }
+            }
+        }
+        match must {
+            Some(f) => self.run.failure = Some(f),
+            None => self.run.non_strict.extend(should),
+        }
+    }
+
     async fn step(&mut self, step: &Step) -> Result<(), Stop> {
         match step {
             Step::Connect(c) => self.connect(c).await,
@@ -580,6 +922,7 @@ impl Driver<'_> {
             Step::ExpectResponse(r) => self.expect_response(r).await,
             Step::ExpectEvents(e) => self.expect_events(e).await,
             Step::ExpectNoEvent(e) => self.expect_no_event(e).await,
+            Step::ExpectReplay(r) => self.expect_replay(r).await,
             Step::ExpectFraming(f) => self.expect_framing(f).await,
             Step::ExpectBytesWithin(b) => self.expect_bytes_within(b).await,
             Step::ExpectEnd(e) => self.expect_end(e).await,
@@ -606,11 +949,15 @@ impl Driver<'_> {
             self.settings.timeout,
             self.deadline,
         );
+        let first_ids = &mut self.first_ids;
         let s = self.streams.get_mut(name).ok_or_else(|| missing(name))?;
         loop {
             if let Some(ev) = s.queue.pop_front() {
                 if ev.class == Class::Ours {
                     s.taken.push(ev.ev.data.clone());
+                    if !first_ids.contains_key(&ev.ev.data) {
+                        first_ids.insert(ev.ev.data.clone(), ev.ev.id.clone());
+                    }
                 }
                 return Ok(Next::Event(ev));
             }
@@ -635,12 +982,14 @@ impl Driver<'_> {
         }
     }
 
-    /// Waits until the stream's response head is there (or the wait ends).
+    /// Waits until the stream's response head is there (or the wait ends,
+    /// at the latest at the head deadline).
     async fn wait_head(&mut self, name: &str, until: Instant) {
         let (t, published, nonce) = (self.t, &self.published, &self.nonce);
         let Some(s) = self.streams.get_mut(name) else {
             return;
         };
+        let until = until.min(s.sent_at + self.settings.timeout);
         while s.head.is_none() && s.conn.is_some() && Instant::now() < until {
             if s.wait_item(until, t, published, nonce).await.is_none() {
                 break;
@@ -694,9 +1043,9 @@ impl Driver<'_> {
                 (None, Some(v)) => v.clone(),
                 (None, None) => String::new(),
             };
-            self.t
-                .note(format!("[{}] Last-Event-ID: {value:?}", c.stream));
-            req.set("Last-Event-ID", value.into_bytes());
+            let header = c.header_name.as_deref().unwrap_or("Last-Event-ID");
+            self.t.note(format!("[{}] {header}: {value:?}", c.stream));
+            req.set(header, value.into_bytes());
         }
         self.t.out(format!(
             "[{}] {}",
@@ -743,8 +1092,19 @@ impl Driver<'_> {
             kept_bytes: 0,
             overflowed: 0,
             max_line: max_line as u64,
+            resumed: c.last_event_id.is_some(),
+            tolerates_other: c.last_event_id.as_ref().is_some_and(|l| l.value.is_some()),
+            framing_at_sync: Vec::new(),
+            latencies: Vec::new(),
         };
         self.streams.insert(c.stream.clone(), stream);
+        if !c.wait {
+            self.t.note(format!(
+                "[{}] going on without waiting for the head",
+                c.stream
+            ));
+            return Ok(());
+        }
         // Events published from now on are meant for this stream: wait until
         // the target has answered (a target that holds its headers back
         // until the first event is caught by `expect_response.within`).
@@ -780,15 +1140,121 @@ impl Driver<'_> {
             ));
         }
         let data = String::from_utf8_lossy(&p.data.bytes()).into_owned();
-        for data in expand_count(&data, p.count) {
-            self.publish(&data, p.id.as_deref()).await?;
+        let all = expand_count(&data, p.count);
+        let bulk = all.len() > BULK;
+        let concurrent = p.concurrency.is_some_and(|n| n > 1);
+        if bulk && !concurrent {
+            self.t.out(format!(
+                "publish #{}..#{}: data {} .. {} ({} events)",
+                self.published.len() + 1,
+                self.published.len() + all.len(),
+                preview(all[0].as_bytes()),
+                preview(all[all.len() - 1].as_bytes()),
+                all.len()
+            ));
+        }
+        let start = Instant::now();
+        match p.concurrency {
+            Some(n) if concurrent => self.publish_concurrently(all, n).await?,
+            _ => {
+                for data in all {
+                    self.publish(&data, p.id.as_deref(), bulk).await?;
+                }
+            }
+        }
+        if bulk {
+            self.t.note(format!(
+                "bulk publish took {:.1}ms",
+                start.elapsed().as_secs_f64() * 1e3
+            ));
         }
         Ok(())
     }
 
+    /// POSTs the events with `n` requests in flight at once, each on its
+    /// own connection: the target decides their order. All are recorded
+    /// as published before the first request, as any may arrive first.
+    async fn publish_concurrently(&mut self, all: Vec<String>, n: usize) -> Result<(), Stop> {
+        let Some(endpoint) = self.target.publish.clone() else {
+            return Err(Stop::Unsupported(
+                "needs a publish endpoint (--publish)".into(),
+            ));
+        };
+        let sse = &self.caps.profile.sse;
+        self.t.out(format!(
+            "publish #{}..#{} concurrently, {n} at a time: data {} .. {}",
+            self.published.len() + 1,
+            self.published.len() + all.len(),
+            preview(all[0].as_bytes()),
+            preview(all[all.len() - 1].as_bytes()),
+        ));
+        let now = Instant::now();
+        // Their order is the target's choice: logged per event, it would
+        // make the transcript differ from run to run.
+        let bulk = true;
+        let permits = Arc::new(tokio::sync::Semaphore::new(n));
+        let mut tasks = tokio::task::JoinSet::new();
+        for data in &all {
+            self.published.push(Published {
+                data: as_delivered(data),
+                id: None,
+                at: now,
+                bulk,
+                done: None,
+            });
+            let index = self.published.len() - 1;
+            let mut req = Request::new("POST", &endpoint);
+            req.set(
+                "Content-Type",
+                sse.publish_content_type
+                    .as_deref()
+                    .unwrap_or("text/plain; charset=utf-8"),
+            );
+            req.body = publish_body(data, sse.publish_template.as_deref());
+            req.set("Content-Length", req.body.len().to_string());
+            req.set("Connection", "close");
+            let (endpoint, permits, timeout) =
+                (endpoint.clone(), permits.clone(), self.settings.timeout);
+            let data = data.clone();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let reply = http::post(&endpoint, &req, timeout).await;
+                (index, data, reply)
+            });
+        }
+        let mut problem = None;
+        while let Some(done) = tasks.join_next().await {
+            let why = match done {
+                Ok((index, _, Ok(r))) if (200..300).contains(&r.response.status) => {
+                    self.published[index].done = Some(Instant::now());
+                    continue;
+                }
+                Ok((_, data, Ok(r))) => format!(
+                    "publishing data {}: the publish endpoint {} answered {} {}: {}",
+                    preview(data.as_bytes()),
+                    endpoint.url(),
+                    r.response.status,
+                    r.response.reason,
+                    preview(&r.body)
+                ),
+                Ok((_, data, Err(e))) => format!(
+                    "publishing data {}: the publish endpoint {} failed: {e}",
+                    preview(data.as_bytes()),
+                    endpoint.url()
+                ),
+                Err(e) => format!("a publish task failed: {e}"),
+            };
+            problem.get_or_insert(why);
+        }
+        match problem {
+            Some(why) => Err(Stop::Error(why)),
+            None => Ok(()),
+        }
+    }
+
     /// POSTs one event; a publish that does not succeed is a harness error
     /// (the contract's publish endpoint is not usable), not a failure.
-    async fn publish(&mut self, data: &str, id: Option<&str>) -> Result<(), Stop> {
+    async fn publish(&mut self, data: &str, id: Option<&str>, bulk: bool) -> Result<(), Stop> {
         let Some(endpoint) = self.target.publish.clone() else {
             return Err(Stop::Unsupported(
                 "needs a publish endpoint (--publish)".into(),
@@ -835,7 +1301,7 @@ impl Driver<'_> {
         };
         if fence {
             self.t.note(what.clone());
-        } else {
+        } else if !bulk {
             self.t.out(what.clone());
         }
         // Recorded before the POST: the event may reach a stream before the
@@ -845,6 +1311,8 @@ impl Driver<'_> {
                 data: as_delivered(data),
                 id: full_id,
                 at: Instant::now(),
+                bulk,
+                done: None,
             });
         }
         let start = Instant::now();
@@ -856,12 +1324,17 @@ impl Driver<'_> {
                     endpoint.url()
                 ))
             })?;
-        self.t.note(format!(
-            "{what}: {} {} after {:.1}ms",
-            reply.response.status,
-            reply.response.reason,
-            start.elapsed().as_secs_f64() * 1e3
-        ));
+        if !bulk {
+            self.t.note(format!(
+                "{what}: {} {} after {:.1}ms",
+                reply.response.status,
+                reply.response.reason,
+                start.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+        if !fence && let Some(p) = self.published.last_mut() {
+            p.done = Some(Instant::now());
+        }
         if !(200..300).contains(&reply.response.status) {
             return Err(Stop::Error(format!(
                 "{what}: the publish endpoint {} answered {} {}: {}",
@@ -878,7 +1351,7 @@ impl Driver<'_> {
         self.fences += 1;
         let k = self.fences;
         let data = format!("{FENCE_PREFIX}{} {k}", self.nonce);
-        self.publish(&data, None).await?;
+        self.publish(&data, None, false).await?;
         Ok(k)
     }
 
@@ -927,7 +1400,10 @@ impl Driver<'_> {
         }
         .min(self.deadline);
         self.wait_head(&r.stream, until).await;
-        let s = self.stream(&r.stream)?;
+        let s = self
+            .streams
+            .get(&r.stream)
+            .ok_or_else(|| missing(&r.stream))?;
         let statuses = r
             .status
             .iter()
@@ -948,11 +1424,14 @@ impl Driver<'_> {
                     format!("the response head within {w}"),
                     format!("nothing after {waited:?}"),
                 ),
-                None => fail(
-                    format!("no response within {waited:?}"),
-                    expected,
-                    "nothing",
-                ),
+                None => match s.head_overdue(self.settings.timeout) {
+                    Some(p) => p,
+                    None => fail(
+                        format!("no response within {waited:?} ({})", self.ended_by(None)),
+                        expected,
+                        "nothing",
+                    ),
+                },
             });
         };
         let actual = resp.describe();
@@ -989,14 +1468,70 @@ impl Driver<'_> {
         Ok(())
     }
 
+    /// The events stream `of` saw after the picked one, as they were (data,
+    /// type, id), in its order: what a replay after that event must be.
+    async fn expect_replay(&mut self, r: &ExpectReplay) -> Result<(), Stop> {
+        let src = self.streams.get(&r.of).ok_or_else(|| missing(&r.of))?;
+        let idx = match r.after {
+            EventPick::First => 0,
+            EventPick::Last => src.seen.len().saturating_sub(1),
+            EventPick::Nth(n) => n - 1,
+        };
+        if idx >= src.seen.len() {
+            return Err(fail(
+                format!(
+                    "stream {} received {} event(s) of this case, so it has no {} to compare a replay with",
+                    r.of,
+                    src.seen.len(),
+                    r.after
+                ),
+                format!("the {} on stream {}", r.after, r.of),
+                format!("{} event(s)", src.seen.len()),
+            ));
+        }
+        let after = &src.seen[idx + 1..];
+        let summary = format!(
+            "[{}] the {} event(s) after the {} on stream {}, replayed as first seen, in order",
+            r.stream,
+            after.len(),
+            r.after,
+            r.of
+        );
+        if after.is_empty() {
+            self.t.inbound(summary);
+            return Ok(());
+        }
+        let events = after
+            .iter()
+            .map(|ev| ExpectedEvent {
+                data: Payload::Text(ev.data.clone()),
+                event_type: Some(ev.event_type.clone()),
+                id: IdCheck::AsSeen,
+                count: None,
+                from: None,
+            })
+            .collect();
+        let e = ExpectEvents {
+            stream: r.stream.clone(),
+            events,
+            within: None,
+            distinct_ids: false,
+            any_order: false,
+            same_order_as: None,
+            optional: false,
+            summary: Some(summary),
+        };
+        self.expect_events(&e).await
+    }
+
     async fn expect_events(&mut self, e: &ExpectEvents) -> Result<(), Stop> {
         if e.optional && (self.skipped_optional || !self.can_publish()) {
             return Ok(());
         }
-        let mut wants = Vec::new();
+        let mut wants: Vec<Want> = Vec::new();
         for w in &e.events {
             let data = String::from_utf8_lossy(&w.data.bytes()).into_owned();
-            for data in expand_count(&data, w.count) {
+            for data in expand_range(&data, w.from.unwrap_or(1), w.count) {
                 if !self.published.iter().any(|p| p.data == data) {
                     return Err(Stop::Error(format!(
                         "case error: expect_events waits for data {} that no earlier publish step sent",
@@ -1034,11 +1569,18 @@ impl Driver<'_> {
         if let Some(p) = self.stream(name)?.problem() {
             return Err(p);
         }
+        let head_deadline = self.settings.timeout;
         let s = self.stream(name)?;
+        if let Some(p) = s.head_overdue(head_deadline) {
+            return Err(p);
+        }
         if s.head.is_none() && s.conn.is_some() {
             let waited = s.sent_at.elapsed();
             return Err(fail(
-                format!("stream {name} got no response head in {waited:?}"),
+                format!(
+                    "stream {name} got no response head in {waited:?} ({})",
+                    self.ended_by(hard)
+                ),
                 expected,
                 "no response",
             ));
@@ -1061,8 +1603,9 @@ impl Driver<'_> {
         let mut matched: Vec<parser::Event> = Vec::new();
         let mut other: Vec<String> = Vec::new();
         let mut other_count = 0usize;
+        let total = wants.len();
         let got = |matched: &[parser::Event], other: &[String], other_count: usize| {
-            let mut s = format!("{} of {} expected event(s)", matched.len(), wants.len());
+            let mut s = format!("{} of {total} expected event(s)", matched.len());
             if other_count > 0 {
                 s.push_str(&format!(
                     "; other events meanwhile ({other_count}): {}{}",
@@ -1082,9 +1625,23 @@ impl Driver<'_> {
                 _ => hard,
             };
             let next = self.next_event(name, wait_until, start).await?;
+            // In any order: the event arriving is the next one wanted if
+            // it is still wanted at all.
+            if e.any_order
+                && let Next::Event(Ev {
+                    ev,
+                    class: Class::Ours,
+                    ..
+                }) = &next
+                && let Some(j) = wants[matched.len()..]
+                    .iter()
+                    .position(|w| w.data == ev.data)
+            {
+                wants.swap(matched.len(), matched.len() + j);
+            }
             let want = &wants[matched.len()];
             match next {
-                Next::Event(Ev { ev, class }) => match class {
+                Next::Event(Ev { ev, class, .. }) => match class {
                     Class::Fence(k) if Some(k) == fence => {
                         return Err(fail(
                             format!(
@@ -1095,8 +1652,11 @@ impl Driver<'_> {
                             got(&matched, &other, other_count),
                         ));
                     }
-                    Class::Fence(_) | Class::ForeignFence => {}
-                    Class::Other => {
+                    Class::Fence(_) => {}
+                    Class::Other | Class::ForeignFence => {
+                        if let Some(stop) = self.stream(name)?.stray(&ev, class) {
+                            return Err(stop);
+                        }
                         other_count += 1;
                         if other.len() < MAX_LISTED {
                             other.push(describe_plain(&ev));
@@ -1164,9 +1724,9 @@ impl Driver<'_> {
                             want.describe()
                         ),
                         _ => format!(
-                            "{} did not arrive on stream {name}: nothing more came for {:?}",
+                            "{} did not arrive on stream {name} ({})",
                             want.describe(),
-                            self.settings.timeout
+                            self.ended_by(hard)
                         ),
                     };
                     self.t.note(format!("[{name}] gave up after {waited:?}"));
@@ -1189,6 +1749,9 @@ impl Driver<'_> {
                 }
             }
         }
+        if let Some(other) = &e.same_order_as {
+            self.same_order(name, other, &matched)?;
+        }
         if e.distinct_ids {
             for (i, a) in matched.iter().enumerate() {
                 if let Some(b) = matched[..i].iter().find(|b| b.id.is_some() && b.id == a.id) {
@@ -1203,12 +1766,72 @@ impl Driver<'_> {
                 }
             }
         }
+        let bulk = self
+            .published
+            .iter()
+            .rev()
+            .any(|p| p.bulk && p.data == matched[0].data);
+        if let Some(line) = &e.summary {
+            self.t.inbound(line.clone());
+        } else if bulk && e.any_order {
+            self.t.inbound(format!(
+                "[{name}] {} event(s) as expected, each once{}",
+                matched.len(),
+                e.same_order_as
+                    .as_ref()
+                    .map_or(String::new(), |o| format!(", in the order of stream {o}"))
+            ));
+        } else if bulk {
+            self.t.inbound(format!(
+                "[{name}] {} event(s) as expected, in order: {} .. {}",
+                matched.len(),
+                preview(matched[0].data.as_bytes()),
+                preview(matched[matched.len() - 1].data.as_bytes())
+            ));
+        }
         self.t.note(format!(
             "[{name}] {} event(s) as expected after {:.1}ms",
             matched.len(),
             start.elapsed().as_secs_f64() * 1e3
         ));
         Ok(())
+    }
+
+    /// The events `matched` on stream `name` arrived in the order stream
+    /// `other` received the same events in.
+    fn same_order(&self, name: &str, other: &str, matched: &[parser::Event]) -> Result<(), Stop> {
+        let src = self.streams.get(other).ok_or_else(|| missing(other))?;
+        let set: std::collections::HashSet<&str> =
+            matched.iter().map(|e| e.data.as_str()).collect();
+        let there: Vec<&str> = src
+            .seen
+            .iter()
+            .map(|e| e.data.as_str())
+            .filter(|d| set.contains(d))
+            .collect();
+        let here: Vec<&str> = matched.iter().map(|e| e.data.as_str()).collect();
+        if here == there {
+            return Ok(());
+        }
+        let k = here
+            .iter()
+            .zip(&there)
+            .position(|(a, b)| a != b)
+            .unwrap_or(here.len().min(there.len()));
+        let at = |v: &[&str]| {
+            v.get(k)
+                .map_or("nothing".to_string(), |d| preview(d.as_bytes()))
+        };
+        Err(fail(
+            format!(
+                "streams {name} and {other} received the same events in different orders (first difference at position {}: {} on {name}, {} on {other}): every subscriber must see one order",
+                k + 1,
+                at(&here),
+                at(&there)
+            ),
+            format!("the order stream {other} saw"),
+            format!("{} on {name}, {} on {other}", at(&here), at(&there)),
+        ))
     }
 
     fn id_problem(&self, want: &Want, ev: &parser::Event) -> Option<String> {
@@ -1248,6 +1871,20 @@ impl Driver<'_> {
                     )),
                 }
             }
+            IdCheck::AsSeen => {
+                let first = self.first_ids.get(&want.data)?;
+                (first != &ev.id).then(|| {
+                    let show = |id: &Option<String>| {
+                        id.as_ref()
+                            .map_or("(none)".to_string(), |i| preview(i.as_bytes()))
+                    };
+                    format!(
+                        "the event with data {data} came back with id {} but carried id {} when first seen: a replayed event keeps its id",
+                        show(&ev.id),
+                        show(first)
+                    )
+                })
+            }
         }
     }
 
@@ -1261,7 +1898,16 @@ impl Driver<'_> {
             ));
         }
         let name = y.stream.as_str();
-        if self.stream(name)?.status().is_some_and(|s| s != 200) {
+        self.wait_head(name, Instant::now() + self.settings.timeout)
+            .await;
+        let s = self.streams.get(name).ok_or_else(|| missing(name))?;
+        if let Some(p) = s
+            .head_overdue(self.settings.timeout)
+            .or_else(|| s.problem())
+        {
+            return Err(p);
+        }
+        if s.status().is_some_and(|s| s != 200) {
             return Ok(());
         }
         let start = Instant::now();
@@ -1285,7 +1931,15 @@ impl Driver<'_> {
     async fn expect_no_event(&mut self, e: &ExpectNoEvent) -> Result<(), Stop> {
         let name = e.stream.as_str();
         let start = Instant::now();
-        if self.stream(name)?.status().is_some_and(|s| s != 200) {
+        self.wait_head(name, start + self.settings.timeout).await;
+        let s = self.streams.get(name).ok_or_else(|| missing(name))?;
+        if let Some(p) = s
+            .head_overdue(self.settings.timeout)
+            .or_else(|| s.problem())
+        {
+            return Err(p);
+        }
+        if s.status().is_some_and(|s| s != 200) {
             return Ok(());
         }
         let (fence, hard) = if self.can_publish() {
@@ -1299,7 +1953,7 @@ impl Driver<'_> {
         };
         loop {
             match self.next_event(name, Some(hard), start).await? {
-                Next::Event(Ev { ev, class }) => match class {
+                Next::Event(Ev { ev, class, .. }) => match class {
                     Class::Fence(k) if Some(k) == fence => return Ok(()),
                     Class::Ours => {
                         let s = self.stream(name)?;
@@ -1314,7 +1968,12 @@ impl Driver<'_> {
                             describe_plain(&ev),
                         ));
                     }
-                    _ => {}
+                    Class::Other | Class::ForeignFence => {
+                        if let Some(stop) = self.stream(name)?.stray(&ev, class) {
+                            return Err(stop);
+                        }
+                    }
+                    Class::Fence(_) => {}
                 },
                 Next::Timeout => {
                     if fence.is_some() {
@@ -1392,6 +2051,16 @@ impl Driver<'_> {
             let until = (last + every + tolerance).min(deadline);
             match s.wait_item(until, t, published, nonce).await {
                 Some(Applied::Body(at)) => {
+                    // An idle stream sends comments; an event nobody
+                    // published (a keep-alive sent as `data:`) reaches the
+                    // application as a message.
+                    while let Some(Ev { ev, class, .. }) = s.queue.pop_front() {
+                        if matches!(class, Class::Other | Class::ForeignFence)
+                            && let Some(stop) = s.stray(&ev, class)
+                        {
+                            return Err(stop);
+                        }
+                    }
                     let gap = at.saturating_duration_since(last);
                     longest = longest.max(gap);
                     last = at;
@@ -1442,6 +2111,7 @@ impl Driver<'_> {
             self.settings.timeout,
             self.deadline,
         );
+        let budget = self.budget;
         let s = self.streams.get_mut(name).ok_or_else(|| missing(name))?;
         while s.conn.is_some() {
             let until = e
@@ -1449,8 +2119,18 @@ impl Driver<'_> {
                 .map_or_else(|| s.last_item_at.max(start) + timeout, |w| start + w.0)
                 .min(deadline);
             if s.wait_item(until, t, published, nonce).await.is_none() && s.conn.is_some() {
+                let why = if Instant::now() >= deadline {
+                    format!("the case budget of {budget:?} ran out")
+                } else if let Some(w) = e.within {
+                    format!("the step's bound of {w}")
+                } else {
+                    format!("idle wait: nothing came for {timeout:?}")
+                };
                 return Err(fail(
-                    format!("stream {name} is still open after {:?}", start.elapsed()),
+                    format!(
+                        "stream {name} is still open after {:?} ({why})",
+                        start.elapsed()
+                    ),
                     "the target ends the response body",
                     "still open",
                 ));
@@ -1477,6 +2157,15 @@ fn publish_body(data: &str, template: Option<&str>) -> Vec<u8> {
             tpl.replace("{data}", inner).into_bytes()
         }
     }
+}
+
+/// Whether a host names this machine (timing thresholds assume loopback).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn missing(name: &str) -> Stop {
@@ -1591,9 +2280,12 @@ fn framing_problem(check: FramingCheck, s: &Stream) -> Option<(String, String, S
             )
         }),
         FramingCheck::LineEndings => {
-            let kinds = [(o.lf, "LF"), (o.cr, "CR"), (o.crlf, "CRLF")];
+            // A CR ending what has arrived may be the first half of a CRLF
+            // whose LF is still in transit: only a complete parse judges it.
+            let cr = o.cr - u64::from(s.parser.undecided_cr());
+            let kinds = [(o.lf, "LF"), (cr, "CR"), (o.crlf, "CRLF")];
             let used: Vec<String> = kinds.iter().filter(|(n, _)| *n > 0).map(|(n, k)| format!("{n} {k}")).collect();
-            if o.cr > 0 {
+            if cr > 0 {
                 Some((
                     "lines end with a lone CR: legal, but several client parsers mishandle it".into(),
                     "LF (or CRLF) line endings".into(),
@@ -1645,6 +2337,8 @@ mod tests {
             data: "x\ny".into(),
             id: None,
             at: later,
+            bulk: false,
+            done: None,
         }];
         assert_eq!(classify("x\ny", later, &published, "n1"), Class::Ours);
         // Arrived before the publish began: someone else's.

@@ -59,6 +59,9 @@ pub enum Step {
     ExpectResponse(ExpectResponse),
     /// Exactly these events of the case, in this order, arrive next on the stream.
     ExpectEvents(ExpectEvents),
+    /// The stream's next events are exactly those another stream saw
+    /// after one of its events, in its order, with its ids: a replay.
+    ExpectReplay(ExpectReplay),
     /// No event of the case arrives on the stream.
     ExpectNoEvent(ExpectNoEvent),
     /// Strict checks over everything the stream sent so far.
@@ -108,6 +111,19 @@ pub struct Connect {
     /// Sends `Last-Event-ID`.
     #[serde(default)]
     pub last_event_id: Option<LastEventId>,
+    /// Waits for the response head before the next step (default). With
+    /// `false` the next steps run while the target is still setting the
+    /// stream up: events published then must reach it (replayed or live).
+    #[serde(default = "yes")]
+    pub wait: bool,
+    /// The request's `Last-Event-ID` header name, in other letter cases
+    /// (HTTP field names are case-insensitive). Default `Last-Event-ID`.
+    #[serde(default)]
+    pub header_name: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Where the `Last-Event-ID` value comes from: `{ from = "a" }` (the last
@@ -177,6 +193,11 @@ pub struct Publish {
     /// Publishes this many events, with data `<data>-1` .. `<data>-<count>`.
     #[serde(default)]
     pub count: Option<usize>,
+    /// With `count`: this many publish requests in flight at once (each
+    /// on its own connection), so the target orders concurrent events
+    /// itself. Default 1 (one after another, in order).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     /// Skipped (with its `optional` expectations) when the target has no
     /// publish endpoint, instead of making the case unsupported.
     #[serde(default)]
@@ -196,6 +217,9 @@ pub enum IdCheck {
     Absent,
     /// The id the case chose in its `publish` (`id = ...`) for this data.
     Published,
+    /// The id the event with this data carried when the case first saw it
+    /// on another stream: a replayed event keeps its id.
+    AsSeen,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -212,6 +236,10 @@ pub struct ExpectedEvent {
     /// (as published with `count`).
     #[serde(default)]
     pub count: Option<usize>,
+    /// With `count`: the numbering starts here instead of 1
+    /// (`from = 3, count = 2` is `<data>-3`, `<data>-4`).
+    #[serde(default)]
+    pub from: Option<usize>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -229,9 +257,32 @@ pub struct ExpectEvents {
     /// The events' ids differ from each other.
     #[serde(default)]
     pub distinct_ids: bool,
+    /// The events may arrive in any order (each exactly once): for events
+    /// published concurrently, whose order the target decides.
+    #[serde(default)]
+    pub any_order: bool,
+    /// These events arrived in the same order on this stream as on the
+    /// named one (which an earlier step read them from).
+    #[serde(default)]
+    pub same_order_as: Option<String>,
     /// Skipped when the target has no publish endpoint (see `publish.optional`).
     #[serde(default)]
     pub optional: bool,
+    /// Set by `expect_replay`: the transcript line summing up the events.
+    #[serde(skip)]
+    pub summary: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectReplay {
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// The stream whose events are replayed (read by an earlier step).
+    pub of: String,
+    /// After which of the case's events on `of` (the one `last_event_id`
+    /// named): `"first"`, `"last"` or a position counted from 1.
+    pub after: EventPick,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -288,6 +339,31 @@ pub enum FramingCheck {
 }
 
 impl FramingCheck {
+    /// The level HTML gives the rule (as the `sse.framing.*` cases state it).
+    pub fn level(self) -> crate::case::Level {
+        use crate::case::Level;
+        match self {
+            FramingCheck::UnknownFields
+            | FramingCheck::ColonlessLines
+            | FramingCheck::LineEndings => Level::Should,
+            _ => Level::Must,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FramingCheck::Utf8 => "utf8",
+            FramingCheck::Bom => "bom",
+            FramingCheck::FieldCase => "field-case",
+            FramingCheck::UnknownFields => "unknown-fields",
+            FramingCheck::ColonlessLines => "colonless-lines",
+            FramingCheck::Retry => "retry",
+            FramingCheck::IdNul => "id-nul",
+            FramingCheck::LineEndings => "line-endings",
+            FramingCheck::CompleteAtClose => "complete-at-close",
+        }
+    }
+
     pub const ALL: [FramingCheck; 9] = [
         FramingCheck::Utf8,
         FramingCheck::Bom,
@@ -341,9 +417,14 @@ pub struct ExpectEnd {
 
 /// `data` with `count` expanded: `[data]` or `[data-1, .., data-count]`.
 pub fn expand_count(data: &str, count: Option<usize>) -> Vec<String> {
+    expand_range(data, 1, count)
+}
+
+/// `data` with `count` expanded from `from`: `[data-from, .., data-(from+count-1)]`.
+pub fn expand_range(data: &str, from: usize, count: Option<usize>) -> Vec<String> {
     match count {
         None => vec![data.to_string()],
-        Some(n) => (1..=n).map(|i| format!("{data}-{i}")).collect(),
+        Some(n) => (from..from + n).map(|i| format!("{data}-{i}")).collect(),
     }
 }
 
@@ -355,6 +436,8 @@ pub fn as_delivered(data: &str) -> String {
 
 /// Largest `count` a publish or expectation may use.
 pub const MAX_COUNT: usize = 10_000;
+/// Most publish requests a step keeps in flight at once.
+pub const MAX_CONCURRENCY: usize = 64;
 
 /// Checks that a data payload is UTF-8 text (event data is text).
 fn text_payload(p: &Payload) -> Result<(), String> {
@@ -393,6 +476,15 @@ impl Script {
         self.steps
             .iter()
             .any(|s| matches!(s, Step::Publish(_) | Step::Finish(_) | Step::Sync(_)))
+    }
+
+    /// Whether the script judges framing itself (`expect_framing`): such a
+    /// case checks the one rule it names, and the framing and other-traffic
+    /// checks every other case runs over its streams are left out.
+    pub fn checks_framing(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::ExpectFraming(_)))
     }
 
     /// Whether the script measures an idle stream over a long wait.
@@ -471,6 +563,14 @@ impl Validate for Script {
                             ));
                         }
                     }
+                    if let Some(h) = &c.header_name
+                        && !h.eq_ignore_ascii_case("last-event-id")
+                    {
+                        return Err((
+                            at("connect.header_name"),
+                            "`Last-Event-ID` in any letter case".into(),
+                        ));
+                    }
                     if let Some(l) = &c.last_event_id {
                         match (&l.from, &l.value, &l.event) {
                             (Some(from), None, _) => {
@@ -520,6 +620,20 @@ impl Validate for Script {
                         }
                         _ => {}
                     }
+                    if let Some(c) = p.concurrency {
+                        if p.count.is_none() {
+                            return Err((
+                                at("publish.concurrency"),
+                                "`concurrency` goes with `count`".into(),
+                            ));
+                        }
+                        if !(1..=MAX_CONCURRENCY).contains(&c) {
+                            return Err((
+                                at("publish.concurrency"),
+                                format!("between 1 and {MAX_CONCURRENCY}"),
+                            ));
+                        }
+                    }
                     if let Some(id) = &p.id {
                         if id.is_empty() || id.contains(['\0', '\r', '\n']) {
                             return Err((
@@ -558,6 +672,9 @@ impl Validate for Script {
                 }
                 Step::ExpectEvents(e) => {
                     must_know(&e.stream, at("expect_events.stream"), true)?;
+                    if let Some(o) = &e.same_order_as {
+                        must_know(o, at("expect_events.same_order_as"), false)?;
+                    }
                     if e.events.is_empty() {
                         return Err((
                             at("expect_events.events"),
@@ -590,6 +707,18 @@ impl Validate for Script {
                                 "must not contain CR or LF".into(),
                             ));
                         }
+                        if ev.from.is_some() && ev.count.is_none() {
+                            return Err((
+                                at(&format!("expect_events.events[{j}].from")),
+                                "`from` numbers events of a `count`".into(),
+                            ));
+                        }
+                        if ev.from == Some(0) || ev.from.is_some_and(|f| f > MAX_COUNT) {
+                            return Err((
+                                at(&format!("expect_events.events[{j}].from")),
+                                format!("between 1 and {MAX_COUNT}"),
+                            ));
+                        }
                         if ev.id == IdCheck::Published && !published_ids {
                             return Err((
                                 at(&format!("expect_events.events[{j}].id")),
@@ -600,6 +729,10 @@ impl Validate for Script {
                     }
                 }
                 Step::ExpectNoEvent(e) => must_know(&e.stream, at("expect_no_event.stream"), true)?,
+                Step::ExpectReplay(e) => {
+                    must_know(&e.stream, at("expect_replay.stream"), true)?;
+                    must_know(&e.of, at("expect_replay.of"), false)?;
+                }
                 Step::Sync(e) => must_know(&e.stream, at("sync.stream"), true)?,
                 Step::ExpectFraming(f) => {
                     must_know(&f.stream, at("expect_framing.stream"), false)?;
@@ -704,6 +837,7 @@ mod tests {
     fn counts_and_delivery() {
         assert_eq!(expand_count("e", None), ["e"]);
         assert_eq!(expand_count("e", Some(2)), ["e-1", "e-2"]);
+        assert_eq!(expand_range("e", 9, Some(2)), ["e-9", "e-10"]);
         assert_eq!(as_delivered("a\r\nb\rc\nd\r"), "a\nb\nc\nd\n");
     }
 }
