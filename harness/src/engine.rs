@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::case::select::KnownFailing;
 use crate::case::{Case, Protocol, Script};
-use crate::outcome::{self, CaseResult, Finding, Outcome, Run};
+use crate::outcome::{self, CaseResult, Outcome, Run};
 use crate::profile::Capabilities;
 use crate::sse::run::SseTarget;
 use crate::transcript::Transcript;
@@ -124,25 +124,6 @@ const CONFIRM_STREAK: usize = 5;
 /// When a running case is named as slow: after 5 s, then 15 s, 45 s, ...
 const FIRST_SLOW_NOTICE: Duration = Duration::from_secs(5);
 
-/// Runs a driver with a hard bound: past `budget` the case fails (the
-/// target never let it finish) instead of hanging the run.
-pub async fn within(budget: Duration, driver: impl Future<Output = Run>) -> Run {
-    match tokio::time::timeout(budget, driver).await {
-        Ok(run) => run,
-        Err(_) => Run {
-            failure: Some(Finding::new(
-                format!(
-                    "the case budget ran out: the case did not finish within {}",
-                    crate::text::duration(budget)
-                ),
-                "the target answers within the case budget",
-                "still waiting",
-            )),
-            ..Run::default()
-        },
-    }
-}
-
 /// Runs one case and judges it.
 pub async fn run_case(
     case: &Case,
@@ -162,7 +143,7 @@ pub async fn run_case(
         match (&case.script, &targets.ws, &targets.sse) {
             (Script::Ws(s), Some(target), _) => {
                 let budget = crate::ws::run::budget(settings.timeout, caps) + GRACE;
-                within(budget, crate::ws::run::run(s, target, settings, caps, &t)).await
+                outcome::within(budget, crate::ws::run::run(s, target, settings, caps, &t)).await
             }
             // Bounds itself, from when it holds the target (SSE cases that
             // publish take turns), so queueing cannot eat into its budget.

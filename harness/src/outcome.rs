@@ -254,3 +254,23 @@ pub fn apply_known_failing(result: &mut CaseResult, listed: bool, strict: bool) 
                 .to_string();
     }
 }
+
+/// Runs a driver with a hard bound: past `budget` the case fails (the
+/// target never let it finish) instead of hanging the run. Here, beside
+/// [`Run`], so drivers that bound themselves need not import the engine.
+pub async fn within(budget: Duration, driver: impl Future<Output = Run>) -> Run {
+    match tokio::time::timeout(budget, driver).await {
+        Ok(run) => run,
+        Err(_) => Run {
+            failure: Some(Finding::new(
+                format!(
+                    "the case budget ran out: the case did not finish within {}",
+                    crate::text::duration(budget)
+                ),
+                "the target answers within the case budget",
+                "still waiting",
+            )),
+            ..Run::default()
+        },
+    }
+}

@@ -118,7 +118,7 @@ pub async fn run(
         .keepalive
         .map_or(Duration::from_secs(15), |d| d.0);
     let budget = case_budget(settings.timeout) + keepalive + Duration::from_secs(5);
-    crate::engine::within(budget, drive(script, target, settings, caps, t)).await
+    crate::outcome::within(budget, drive(script, target, settings, caps, t)).await
 }
 
 async fn drive(
