@@ -97,6 +97,26 @@ async fn run_cases(
     only: Option<&[&str]>,
     settings: Settings,
 ) -> BTreeMap<String, CaseResult> {
+    run_cases_caps(fault, families, only, settings, caps()).await
+}
+
+/// [`run_cases`] with a profile of the test's own.
+async fn run_cases_with(
+    fault: Fault,
+    families: &[&str],
+    settings: Settings,
+    caps: Capabilities,
+) -> BTreeMap<String, CaseResult> {
+    run_cases_caps(fault, families, None, settings, caps).await
+}
+
+async fn run_cases_caps(
+    fault: Fault,
+    families: &[&str],
+    only: Option<&[&str]>,
+    settings: Settings,
+    caps: Capabilities,
+) -> BTreeMap<String, CaseResult> {
     let addr = spawn(fault).await;
     if !matches!(fault, Fault::NeverAnswers | Fault::GarbageHead) {
         seed(addr).await;
@@ -108,7 +128,7 @@ async fn run_cases(
             publish: Some(pushspec::target::parse_http(&format!("http://{addr}/publish")).unwrap()),
         }),
     });
-    let caps = Arc::new(caps());
+    let caps = Arc::new(caps);
     let chosen: Vec<&'static Case> = cases()
         .iter()
         .filter(|c| families.iter().any(|f| in_family(c, f)))
@@ -673,6 +693,42 @@ async fn no_keepalive_after_events_fails_sse_keepalive() {
         &["sse.keepalive.after-events"],
     )
     .await;
+}
+
+/// An event nobody published is a finding on every stream that reads it,
+/// unless the profile declares its type (`sse.extra_event_types`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_welcome_event_fails_and_a_declared_one_does_not() {
+    let undeclared = run_cases(Fault::WelcomeEvent, &[DATA], None, settings()).await;
+    let failed: Vec<&CaseResult> = undeclared
+        .values()
+        .filter(|r| r.outcome == Outcome::Fail)
+        .collect();
+    assert!(!failed.is_empty(), "no case saw the welcome event");
+    assert!(
+        failed.iter().all(|r| r.reason.contains("never published")),
+        "{:?}",
+        failed.iter().map(|r| describe(r)).collect::<Vec<_>>()
+    );
+    let declared = run_cases_with(
+        Fault::WelcomeEvent,
+        &[DATA],
+        settings(),
+        Capabilities {
+            profile: Profile {
+                sse: SseProfile {
+                    extra_event_types: Some(vec!["welcome".into()]),
+                    ..caps().profile.sse
+                },
+                ..Profile::default()
+            },
+            ..caps()
+        },
+    )
+    .await;
+    for r in declared.values() {
+        assert_eq!(r.outcome, passing(r.level), "{}", describe(r));
+    }
 }
 
 /// A keep-alive sent as an event reaches the application as a message.

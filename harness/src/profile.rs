@@ -55,6 +55,10 @@ pub struct SseProfile {
     pub publish_content_type: Option<String>,
     /// Longest idle gap between keep-alives (default 15 s).
     pub keepalive: Option<Dur>,
+    /// Event types (`event:` values) the target sends on its own, such as a
+    /// welcome or status event: not findings, never taken for published
+    /// events. Every other event a case did not publish is a finding.
+    pub extra_event_types: Option<Vec<String>>,
 }
 
 impl Profile {

@@ -95,6 +95,9 @@ pub enum Fault {
     RetryFractionOnResume,
     /// Keep-alives are sent as `data: keep-alive` events, not comments.
     KeepaliveAsData,
+    /// Greets every stream with an `event: welcome` nobody published (a
+    /// target that does this on purpose declares it in its profile).
+    WelcomeEvent,
     /// After a replay, sends the oldest event of its history again.
     ReplaysOldEvent,
     /// Replays at most the last [`REPLAY_CAP`] events after the given id,
@@ -813,7 +816,10 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
     } else {
         "1000"
     };
-    let prelude = encode_text(&format!("retry: {retry}{nl}{nl}", nl = eol(fault)), fault);
+    let mut prelude = encode_text(&format!("retry: {retry}{nl}{nl}", nl = eol(fault)), fault);
+    if fault == Fault::WelcomeEvent {
+        prelude.extend_from_slice(b"event: welcome\ndata: hello\n\n");
+    }
     if !hold_head {
         out.body(&prelude, false).await?;
     }

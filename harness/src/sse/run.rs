@@ -252,6 +252,10 @@ struct Stream {
     /// contract lets it answer with a marker event, so events this case did
     /// not publish are no finding on this stream.
     tolerates_other: bool,
+    /// Event types the profile says the target sends on its own
+    /// (`sse.extra_event_types`: a welcome or status event): set aside,
+    /// never a finding and never taken for the case's events.
+    declared_extra: Vec<String>,
     /// The framing rules broken by what the stream had sent when the case
     /// last received one of its events or fences there: a verdict that
     /// does not depend on whether bytes sent later (keep-alives) happened to
@@ -352,6 +356,13 @@ impl Stream {
                 }
                 let mut sync_point = false;
                 for ev in events {
+                    if self.declared_extra.contains(&ev.event_type) {
+                        t.note(format!(
+                            "[{name}] event {} the profile declares (sse.extra_event_types): set aside",
+                            preview(ev.event_type.as_bytes())
+                        ));
+                        continue;
+                    }
                     let class = classify(&ev.data, at, published, nonce);
                     sync_point |= matches!(class, Class::Ours | Class::Fence(_));
                     let bulk = class == Class::Ours
@@ -1094,6 +1105,13 @@ impl Driver<'_> {
             max_line: max_line as u64,
             resumed: c.last_event_id.is_some(),
             tolerates_other: c.last_event_id.as_ref().is_some_and(|l| l.value.is_some()),
+            declared_extra: self
+                .caps
+                .profile
+                .sse
+                .extra_event_types
+                .clone()
+                .unwrap_or_default(),
             framing_at_sync: Vec::new(),
             latencies: Vec::new(),
         };
