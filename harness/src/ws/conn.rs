@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use super::deflate::{self, Decompressor, InflateError, Offer};
 use super::frame::{self, Frame, Opcode};
 use super::handshake::Response;
+use super::lz77;
 use super::step::MessageType;
 use crate::transcript::{Transcript, preview};
 
@@ -132,6 +133,10 @@ struct Shared {
     /// The reader stops reading from the socket (a client that stops reading).
     paused: AtomicBool,
     resume: Notify,
+    /// The reader has seen the target end the conversation: a close frame,
+    /// the end of the TCP connection, or a protocol violation.
+    ended: AtomicBool,
+    ended_notify: Notify,
     /// The permessage-deflate offers of the upgrade request, set before it
     /// is written: the reader derives the agreement from the 101 response
     /// with them, as the driver does.
@@ -173,6 +178,7 @@ impl Conn {
                 transcript: transcript.clone(),
                 max: limits.max_message,
                 inflate: None,
+                server_window: 15,
             }
             .run(),
         );
@@ -262,16 +268,48 @@ impl Conn {
             // The deadline is on progress, not on the whole piece: a slow
             // target that keeps reading (python websockets takes seconds
             // over 65,536 small frames) is not one that stopped reading.
+            //
+            // A write keeps an eye on what the reader sees: a target that
+            // closes (a close frame or EOF) and stops reading while the
+            // harness is still writing has decided the case, and the
+            // expectations judge what it sent. Only a write that is blocked
+            // gives way to that; one that goes through is finished, so
+            // frames a case sends after the target's close still go out.
             let mut rest = piece;
             while !rest.is_empty() {
-                match tokio::time::timeout(idle, self.write.write(rest)).await {
-                    Ok(Ok(n)) if n > 0 => rest = &rest[n..],
-                    Ok(Ok(_)) => return self.gone("the target accepts no more bytes"),
-                    Ok(Err(e)) => return self.gone(&e.to_string()),
-                    Err(_) => return Err(WriteError::Stalled(rest.len(), idle)),
+                let shared = Arc::clone(&self.shared);
+                let ended = async move {
+                    // Registered before the flag is read: no wakeup is lost.
+                    let woken = shared.ended_notify.notified();
+                    if !shared.ended.load(Ordering::SeqCst) {
+                        woken.await;
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    r = tokio::time::timeout(idle, self.write.write(rest)) => match r {
+                        Ok(Ok(n)) if n > 0 => rest = &rest[n..],
+                        Ok(Ok(_)) => return self.gone("the target accepts no more bytes"),
+                        Ok(Err(e)) => return self.gone(&e.to_string()),
+                        Err(_) if self.shared.ended.load(Ordering::SeqCst) => {
+                            return self.ended_while_writing(rest.len());
+                        }
+                        Err(_) => return Err(WriteError::Stalled(rest.len(), idle)),
+                    },
+                    () = ended => return self.ended_while_writing(rest.len()),
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A blocked write given up because the target has closed: the
+    /// remaining bytes are abandoned, like every later write.
+    fn ended_while_writing(&mut self, unsent: usize) -> Result<(), WriteError> {
+        self.transcript.note(format!(
+            "the target closed while a write was blocked ({unsent} bytes of it unsent): the rest is abandoned"
+        ));
+        self.peer_gone = true;
         Ok(())
     }
 
@@ -362,6 +400,9 @@ struct Reader {
     /// permessage-deflate is in force: the server's messages may come
     /// compressed.
     inflate: Option<Decompressor>,
+    /// The agreed `server_max_window_bits`: no reference in a compressed
+    /// message may reach further back than 2^this bytes.
+    server_window: u8,
 }
 
 /// The reassembly state of a data message the target is sending.
@@ -396,6 +437,15 @@ impl Reader {
     }
 
     async fn emit(&self, ev: Event) -> bool {
+        if matches!(
+            ev,
+            Event::Close { .. } | Event::Closed(_) | Event::Violation(_)
+        ) {
+            // Before the event is queued: a writer blocked on a target that
+            // stopped reading learns of it even while nobody takes events.
+            self.shared.ended.store(true, Ordering::SeqCst);
+            self.shared.ended_notify.notify_waiters();
+        }
         self.tx.send(ev).await.is_ok()
     }
 
@@ -463,6 +513,12 @@ impl Reader {
                     Ok(None) => break,
                     Err(e) => return self.violation(e.to_string()).await,
                 };
+                // Judged from the header alone, on every frame whatever
+                // the case expects: a sender MUST use the minimal length
+                // encoding (RFC 6455 §5.2).
+                if !header.minimal_length {
+                    return self.violation(non_minimal(&header)).await;
+                }
                 if header.payload_len > self.max {
                     return self
                         .violation(format!(
@@ -532,6 +588,7 @@ impl Reader {
         if let Ok(Some(agreed)) = deflate::check_response(&offers, &values) {
             let cap = usize::try_from(self.max).unwrap_or(usize::MAX);
             self.inflate = Some(Decompressor::new(&agreed, cap));
+            self.server_window = agreed.server_max_window_bits;
         }
     }
 
@@ -659,6 +716,25 @@ impl Reader {
         })
     }
 
+    /// RFC 7692 §7.1.2.1: with `server_max_window_bits` agreed the server
+    /// MUST NOT use a larger LZ77 window. The inflater does not notice (it
+    /// keeps 32 KiB whatever it is told), so the references are measured
+    /// in the compressed data. A 15-bit window is DEFLATE's own maximum.
+    fn check_window(&self, compressed: &[u8]) -> Result<(), String> {
+        if self.server_window >= 15 {
+            return Ok(());
+        }
+        let window = 1u32 << self.server_window;
+        let reach = lz77::reach(compressed);
+        if reach.farthest > window {
+            return Err(format!(
+                "a compressed message refers {} bytes back, beyond the agreed window of {window} bytes (server_max_window_bits={}, RFC 7692 §7.1.2.1)",
+                reach.farthest, self.server_window
+            ));
+        }
+        Ok(())
+    }
+
     fn finish(&mut self, p: Partial) -> Result<Event, String> {
         let payload = if p.compressed {
             let inflate = self
@@ -674,6 +750,7 @@ impl Reader {
                     "a compressed message of {wire} bytes does not inflate (RFC 7692 §7.2.2): {e}"
                 ),
             })?;
+            self.check_window(&p.payload)?;
             if !self.shared.quiet.load(Ordering::SeqCst) {
                 self.transcript.inbound(format!(
                     "  inflated {wire} bytes to {} bytes: {}",
@@ -698,6 +775,18 @@ impl Reader {
             compressed: p.compressed,
         })
     }
+}
+
+/// The violation of a frame whose length is not minimally encoded.
+fn non_minimal(h: &frame::Header) -> String {
+    let field = match h.length_encoding {
+        frame::LengthEncoding::Bits64 => "64-bit",
+        _ => "16-bit",
+    };
+    format!(
+        "{} frame of {} payload bytes with its length in a {field} field: the minimal number of bytes MUST be used (RFC 6455 §5.2)",
+        h.opcode, h.payload_len
+    )
 }
 
 pub async fn shutdown(mut conn: Conn) {
@@ -852,6 +941,138 @@ mod tests {
         let frames = frame(Opcode::Text, 4, true, &bad);
         let ev = events_after(DEFLATE_101, frames, &["permessage-deflate"], 1 << 20).await;
         assert!(violation(&ev).contains("not valid UTF-8 after inflating"));
+    }
+
+    const PLAIN_101: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n";
+
+    #[tokio::test]
+    async fn non_minimal_lengths_are_violations_in_every_frame() {
+        use frame::LengthEncoding::{Bits16, Bits64};
+        let cases = [
+            (
+                Frame::text(vec![b'a'; 5]),
+                Bits16,
+                "text frame of 5 payload bytes with its length in a 16-bit field",
+            ),
+            (
+                Frame::binary(vec![0; 125]),
+                Bits64,
+                "binary frame of 125 payload bytes with its length in a 64-bit field",
+            ),
+            (
+                Frame::binary(vec![0; 200]),
+                Bits64,
+                "binary frame of 200 payload bytes with its length in a 64-bit field",
+            ),
+            (Frame::pong(""), Bits16, "pong frame of 0 payload bytes"),
+            (
+                Frame::close(Some(1000), b""),
+                Bits64,
+                "close frame of 2 payload bytes",
+            ),
+        ];
+        for (f, enc, want) in cases {
+            let mut frames = Vec::new();
+            frame::encode_into(&f, enc, None, &mut frames);
+            let ev = events_after(PLAIN_101, frames, &[], 1 << 20).await;
+            let v = violation(&ev);
+            assert!(v.contains(want), "{v}");
+            assert!(v.contains("RFC 6455 §5.2"), "{v}");
+        }
+        // Minimal encodings at the boundaries pass.
+        let mut frames = Vec::new();
+        for len in [0usize, 125, 126, 65535, 65536] {
+            frames.extend(frame::encode(&Frame::binary(vec![1; len])));
+        }
+        let ev = events_after(PLAIN_101, frames, &[], 1 << 20).await;
+        let messages = ev
+            .iter()
+            .filter(|e| matches!(e, Event::Message { .. }))
+            .count();
+        assert_eq!(messages, 5, "{ev:?}");
+        assert!(!ev.iter().any(|e| matches!(e, Event::Violation(_))));
+    }
+
+    /// A target that sends close 1009 and stops reading: a write blocked on
+    /// it ends as soon as the close is read (not after the stall timeout),
+    /// and the close is there for the expectations.
+    #[tokio::test]
+    async fn a_close_while_a_write_is_blocked_ends_the_write() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = s.write_all(PLAIN_101.as_bytes()).await;
+            let _ = s
+                .write_all(&frame::encode(&Frame::close(Some(1009), b"")))
+                .await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let limits = Limits {
+            io_timeout: Duration::from_secs(3),
+            max_message: 1 << 20,
+        };
+        let mut c = Conn::start(stream, Transcript::new(), limits);
+        c.write(b"GET / HTTP/1.1\r\n\r\n", None).await.unwrap();
+        let started = Instant::now();
+        // Far more than socket buffers hold: the write blocks.
+        c.write(&vec![0u8; 64 << 20], None).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let until = Instant::now() + Duration::from_secs(2);
+        assert!(matches!(c.next(until).await, Some(Event::Response(_))));
+        assert!(matches!(
+            c.next(until).await,
+            Some(Event::Close {
+                code: Some(1009),
+                ..
+            })
+        ));
+        // Later writes are skipped.
+        c.write(b"more", None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn references_beyond_the_agreed_server_window_are_violations() {
+        let response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9\r\n\r\n";
+        // 600 incompressible bytes twice: the second copy is 600 bytes back.
+        let noise: Vec<u8> = crate::case::payload::pattern(600);
+        let message = noise.repeat(2);
+        let offer = ["permessage-deflate; server_max_window_bits=9"];
+        let wide = Compressor::with_params(15, false, 6).compress(&message);
+        let ev = events_after(
+            response,
+            frame(Opcode::Binary, 4, true, &wide),
+            &offer,
+            1 << 20,
+        )
+        .await;
+        let v = violation(&ev);
+        assert!(
+            v.contains("refers 600 bytes back, beyond the agreed window of 512 bytes"),
+            "{v}"
+        );
+        // Within the window (zlib with 9 bits) it inflates and passes.
+        let narrow = Compressor::with_params(9, false, 6).compress(&message);
+        let ev = events_after(
+            response,
+            frame(Opcode::Binary, 4, true, &narrow),
+            &offer,
+            1 << 20,
+        )
+        .await;
+        assert!(
+            matches!(&ev[0], Event::Message { payload, .. } if *payload == message),
+            "{ev:?}"
+        );
     }
 
     #[tokio::test]

@@ -756,10 +756,9 @@ impl Decompressor {
     /// Inflates the whole payload of one compressed message (all its frames
     /// concatenated). Never holds more than `max_output` + 16 KiB of output.
     ///
-    /// The window size is not enforced: zlib-rs keeps a 32 KiB window
-    /// whatever the window bits, so a peer that compresses with a larger
-    /// window than agreed is not detected (that needs a decoder that checks
-    /// distances).
+    /// The window size is not enforced here: zlib-rs keeps a 32 KiB window
+    /// whatever the window bits. The connection reader measures the
+    /// references in the compressed data instead ([`super::lz77`]).
     ///
     /// An empty payload is taken as an empty message without touching the
     /// DEFLATE state (a conforming sender emits at least one byte, `00`).

@@ -6,5 +6,6 @@ pub mod deflate;
 pub mod frame;
 pub mod generator;
 pub mod handshake;
+pub mod lz77;
 pub mod run;
 pub mod step;
