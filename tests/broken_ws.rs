@@ -1380,6 +1380,12 @@ async fn answering_an_unoffered_param_fails_ws_deflate() {
             .into_iter()
             .filter(|id| !id.ends_with("-8")),
     );
+    fail.extend(ids(DEFLATE, "server-window-"));
+    fail.extend(
+        ids(DEFLATE, "server-no-context-takeover-")
+            .into_iter()
+            .filter(|id| !id.ends_with("-honoured")),
+    );
     // The parameter sets without client_max_window_bits in the offer the
     // fixture takes: ctx, noctx (the list's first offer has it).
     fail.extend(
@@ -1677,5 +1683,86 @@ async fn a_close_while_a_write_is_blocked_without_a_declared_limit_fails_ws_limi
         let r = &results[*id];
         assert_eq!(r.outcome, Outcome::Fail, "{}", describe(r));
         assert!(r.reason.contains("close 1009"), "{}", describe(r));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Messages above the harness's buffer cap stream (issue 8, "Streaming
+// payloads").
+
+/// Runs the cases with these ids against the fixture with `fault`, with a
+/// buffer cap of `max_message`.
+async fn run_ids(
+    fault: Fault,
+    caps: &Capabilities,
+    ids: &[&str],
+    max_message: u64,
+) -> BTreeMap<String, CaseResult> {
+    let addr = spawn(fault).await;
+    let targets = Targets {
+        ws: Some(pushspec::target::parse_ws(&format!("ws://{addr}/")).unwrap()),
+        sse: None,
+    };
+    let settings = Settings {
+        timeout: Duration::from_secs(5),
+        max_message,
+    };
+    let mut results = BTreeMap::new();
+    for id in ids {
+        let case = cases()
+            .iter()
+            .find(|c| c.id == *id)
+            .unwrap_or_else(|| panic!("no case {id}"));
+        let r = run_case(case, &targets, settings, caps).await;
+        results.insert(r.id.clone(), r);
+    }
+    results
+}
+
+/// `bomb-at-limit` for a target whose limit (100 MiB, Node ws's default)
+/// is above the harness's 64 MiB buffer: the bomb is built compressed and
+/// the 100 MiB echo inflated and compared as it streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bomb_at_a_100_mib_limit_is_checked_as_it_streams() {
+    let mut caps = deflate_caps();
+    caps.profile.ws.max_message_size = Some(support::broken_ws::LARGE_LIMIT as u64);
+    let results = run_ids(
+        Fault::LimitAbove64MiB,
+        &caps,
+        &["ws.deflate.bomb-at-limit", "ws.deflate.bomb"],
+        64 << 20,
+    )
+    .await;
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Pass, "{}", describe(r));
+    }
+}
+
+/// With a 1 MiB buffer, every ws.limits echo above it is streamed: whole
+/// frames above the cap are read piece by piece, reassembled messages are
+/// digested, and a wrong echo still fails and says where.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_above_the_buffer_cap_are_compared_as_they_stream() {
+    let big = [
+        "ws.limits.text-4mib",
+        "ws.limits.binary-4mib",
+        "ws.limits.text-4mib-in-fragments-of-256kib",
+        "ws.limits.binary-4mib-in-fragments-of-1mib",
+        "ws.utf8.binary-fragments-not-validated-65537-in-fragments-of-65536",
+    ];
+    let results = run_ids(Fault::None, &caps(), &big, 1 << 20).await;
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Pass, "{}", describe(r));
+    }
+    let results = run_ids(Fault::CorruptsLongMessages, &caps(), &big[..4], 1 << 20).await;
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Fail, "{}", describe(r));
+        assert!(
+            r.reason.contains(
+                "4194304 bytes instead of 4194304, first difference in the 1048576 bytes from byte 3145728"
+            ),
+            "{}",
+            describe(r)
+        );
     }
 }

@@ -64,6 +64,9 @@ pub enum Fault {
     IgnoresSubprotocols,
     /// Echoes at most [`TRUNCATE_AT`] bytes of a message.
     TruncatesLongMessages,
+    /// Echoes messages longer than [`CORRUPT_AT`] with that byte flipped
+    /// (`*` becomes `+`).
+    CorruptsLongMessages,
     /// Treats unmasked client frames like masked ones instead of failing.
     AcceptsUnmasked,
     /// Fails unmasked client frames only when they carry payload: an empty
@@ -195,6 +198,10 @@ pub enum Fault {
     /// Inflates without a size limit: a decompression bomb is inflated whole
     /// and echoed.
     DeflateNoInflateLimit,
+    /// Not a fault: keeps a message limit of [`LARGE_LIMIT`] (100 MiB, Node
+    /// ws's default) instead of [`MAX_MESSAGE`], for the harness's messages
+    /// above its own 64 MiB buffer.
+    LimitAbove64MiB,
     /// Compresses with a 15-bit (32 KiB) window whatever
     /// `server_max_window_bits` it answered (RFC 7692 §7.1.2.1: the server
     /// MUST NOT use a larger window).
@@ -207,6 +214,8 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Largest frame payload and reassembled (or inflated) message (close 1009
 /// above it).
 pub const MAX_MESSAGE: usize = 32 << 20;
+/// The limit of [`Fault::LimitAbove64MiB`].
+pub const LARGE_LIMIT: usize = 100 << 20;
 /// How long a read may wait for a single byte.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write may take.
@@ -215,6 +224,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN: Duration = Duration::from_secs(1);
 /// Where [`Fault::TruncatesLongMessages`] cuts an echo.
 pub const TRUNCATE_AT: usize = 65535;
+/// The byte [`Fault::CorruptsLongMessages`] flips.
+pub const CORRUPT_AT: usize = (3 << 20) + 5;
 /// The key [`Fault::MasksServerFrames`] masks with.
 const SERVER_MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 /// The one `Origin` the fixture accepts (besides none at all).
@@ -981,7 +992,7 @@ impl Conn {
                 return Err(1002);
             }
         }
-        if h.payload_len > MAX_MESSAGE as u64 && fault != Fault::WaitsForHugeFrame {
+        if h.payload_len > self.max_message() as u64 && fault != Fault::WaitsForHugeFrame {
             return Err(1009);
         }
         if fault == Fault::MessageLimit1MiB && !h.opcode.is_control() {
@@ -1002,7 +1013,7 @@ impl Conn {
         match frame::decode_header(self.data()) {
             Ok(Some(h)) => {
                 self.check_header(&h, partial)?;
-                if h.payload_len > MAX_MESSAGE as u64 {
+                if h.payload_len > self.max_message() as u64 {
                     // Fault::WaitsForHugeFrame: wait for the payload (with a
                     // bounded buffer: give up past MAX_HEAD of it).
                     return if self.data().len() > MAX_HEAD {
@@ -1015,7 +1026,7 @@ impl Conn {
             Ok(None) => {}
             Err(_) => return Err(1002),
         }
-        match frame::decode(self.data(), MAX_MESSAGE as u64) {
+        match frame::decode(self.data(), self.max_message() as u64) {
             Ok(Some((f, n))) => {
                 self.consume(n);
                 Ok(Some(f))
@@ -1023,6 +1034,15 @@ impl Conn {
             Ok(None) => Ok(None),
             Err(FrameError::PayloadTooLarge { .. }) => Err(1009),
             Err(FrameError::LengthTopBitSet(_)) => Err(1002),
+        }
+    }
+
+    /// The largest frame payload and (inflated) message taken.
+    fn max_message(&self) -> usize {
+        if self.fault == Fault::LimitAbove64MiB {
+            LARGE_LIMIT
+        } else {
+            MAX_MESSAGE
         }
     }
 
@@ -1166,7 +1186,7 @@ impl Conn {
                         return Flow::Fail(code);
                     }
                 } else {
-                    if p.payload.len() + f.payload.len() > MAX_MESSAGE {
+                    if p.payload.len() + f.payload.len() > self.max_message() {
                         return Flow::Fail(1009);
                     }
                     p.payload.extend_from_slice(&f.payload);
@@ -1264,7 +1284,7 @@ impl Conn {
         let limit = if self.fault == Fault::DeflateNoInflateLimit {
             usize::MAX
         } else {
-            MAX_MESSAGE
+            self.max_message()
         };
         let d = self
             .deflate
@@ -1284,6 +1304,11 @@ impl Conn {
             Opcode::Text | Opcode::Binary => {
                 if self.fault == Fault::TruncatesLongMessages {
                     payload.truncate(TRUNCATE_AT);
+                }
+                if self.fault == Fault::CorruptsLongMessages
+                    && let Some(b) = payload.get_mut(CORRUPT_AT)
+                {
+                    *b ^= 1;
                 }
                 let keep = self.fault == Fault::DeflateKeepsServerContext;
                 match self.deflate.as_mut() {

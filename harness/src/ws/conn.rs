@@ -16,6 +16,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use super::deflate::{self, Decompressor, InflateError, Offer};
+use super::digest::{Digest, Digester, Utf8Stream};
 use super::frame::{self, Frame, Opcode};
 use super::handshake::Response;
 use super::lz77;
@@ -29,11 +30,14 @@ pub enum Event {
     Response(Response),
     Message {
         kind: MessageType,
-        /// Inflated, if it came compressed.
+        /// Inflated, if it came compressed. For a message above the
+        /// harness's buffer cap (`digest` set): only its first bytes.
         payload: Vec<u8>,
         frames: usize,
         /// It came compressed (RSV1, permessage-deflate).
         compressed: bool,
+        /// A message too large to hold, reduced to a digest as it streamed.
+        digest: Option<Digest>,
     },
     Ping(Vec<u8>),
     Pong(Vec<u8>),
@@ -56,6 +60,7 @@ impl Event {
                 payload,
                 frames,
                 compressed,
+                digest,
             } => {
                 let mut frag = if *frames > 1 {
                     format!(" in {frames} fragments")
@@ -65,10 +70,10 @@ impl Event {
                 if *compressed {
                     frag.push_str(" (compressed)");
                 }
+                let len = digest.as_ref().map_or(payload.len() as u64, |d| d.len);
                 format!(
-                    "{} message of {} bytes{frag}: {}",
+                    "{} message of {len} bytes{frag}: {}",
                     kind_name(*kind),
-                    payload.len(),
                     preview(payload)
                 )
             }
@@ -101,8 +106,12 @@ pub fn close_code_valid(code: u16) -> bool {
 pub struct Limits {
     /// How long a wait may go without any byte arriving.
     pub io_timeout: Duration,
-    /// Largest frame or message the harness buffers.
+    /// Largest frame or message the harness buffers whole; larger data
+    /// messages are checked as they stream (see [`super::digest`]).
     pub max_message: u64,
+    /// Largest message the harness takes at all: a guard on what the
+    /// target sends (inflating included), not a limit on what is compared.
+    pub max_streamed: u64,
 }
 
 /// Why a write did not go through.
@@ -177,6 +186,7 @@ impl Conn {
                 shared: shared.clone(),
                 transcript: transcript.clone(),
                 max: limits.max_message,
+                max_streamed: limits.max_message.max(limits.max_streamed),
                 inflate: None,
                 server_window: 15,
             }
@@ -397,6 +407,7 @@ struct Reader {
     shared: Arc<Shared>,
     transcript: Transcript,
     max: u64,
+    max_streamed: u64,
     /// permessage-deflate is in force: the server's messages may come
     /// compressed.
     inflate: Option<Decompressor>,
@@ -408,10 +419,111 @@ struct Reader {
 /// The reassembly state of a data message the target is sending.
 struct Partial {
     kind: MessageType,
-    /// Compressed, if `compressed`.
+    /// The compressed payload so far, if `compressed` (at most the cap).
     payload: Vec<u8>,
+    /// The message so far, if not `compressed`.
+    body: Body,
     frames: usize,
     compressed: bool,
+}
+
+/// First bytes kept of a message reduced to a digest (for the transcript).
+const HEAD: usize = 64;
+
+/// A message body being received: held whole up to `max`, then reduced to
+/// a digest (UTF-8 validated as it streams, for text) up to `max_streamed`.
+struct Body {
+    whole: Vec<u8>,
+    streamed: Option<(Digester, Utf8Stream)>,
+    head: Vec<u8>,
+    text: bool,
+    max: u64,
+    max_streamed: u64,
+}
+
+impl Body {
+    fn new(text: bool, max: u64, max_streamed: u64) -> Body {
+        Body {
+            whole: Vec::new(),
+            streamed: None,
+            head: Vec::new(),
+            text,
+            max,
+            max_streamed,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match &self.streamed {
+            Some((d, _)) => d.len(),
+            None => self.whole.len() as u64,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) -> Result<(), String> {
+        let total = self.len() + data.len() as u64;
+        if total > self.max_streamed {
+            return Err(format!(
+                "message grows past the harness cap of {} bytes",
+                self.max_streamed
+            ));
+        }
+        if self.streamed.is_none() && total > self.max {
+            let mut d = Digester::default();
+            let mut u = Utf8Stream::default();
+            d.update(&self.whole);
+            if self.text {
+                u.update(&self.whole).map_err(|_| not_utf8(""))?;
+            }
+            self.head = self.whole[..self.whole.len().min(HEAD)].to_vec();
+            self.whole = Vec::new();
+            self.streamed = Some((d, u));
+        }
+        match &mut self.streamed {
+            Some((d, u)) => {
+                if self.head.len() < HEAD {
+                    let n = (HEAD - self.head.len()).min(data.len());
+                    self.head.extend_from_slice(&data[..n]);
+                }
+                d.update(data);
+                if self.text {
+                    u.update(data).map_err(|_| not_utf8(""))?;
+                }
+            }
+            None => self.whole.extend_from_slice(data),
+        }
+        Ok(())
+    }
+
+    /// The payload (whole, or its head) and the digest of a streamed one;
+    /// text is checked for UTF-8 (`after`: how it came, for the reason).
+    fn finish(self, after: &str) -> Result<(Vec<u8>, Option<Digest>), String> {
+        match self.streamed {
+            None => {
+                if self.text && std::str::from_utf8(&self.whole).is_err() {
+                    return Err(not_utf8(after));
+                }
+                Ok((self.whole, None))
+            }
+            Some((d, u)) => {
+                if self.text && u.finish().is_err() {
+                    return Err(not_utf8(after));
+                }
+                Ok((self.head, Some(d.finish())))
+            }
+        }
+    }
+}
+
+fn not_utf8(after: &str) -> String {
+    format!("text message is not valid UTF-8{after} (RFC 6455 §8.1)")
+}
+
+/// A data frame above the buffer cap whose payload is being streamed into
+/// the open message.
+struct Streaming {
+    remaining: u64,
+    fin: bool,
 }
 
 impl Reader {
@@ -505,9 +617,53 @@ impl Reader {
     async fn frames(&mut self) {
         let mut partial: Option<Partial> = None;
         let mut close_seen = false;
+        let mut streaming: Option<Streaming> = None;
         loop {
             // Decode every complete frame in the buffer.
             loop {
+                if let Some(st) = streaming.as_mut() {
+                    // The payload of a large data frame, as it arrives.
+                    let take = (self.buf.len() as u64).min(st.remaining) as usize;
+                    if take == 0 {
+                        break;
+                    }
+                    let piece = self.buf.split_to(take);
+                    st.remaining -= take as u64;
+                    let Some(p) = partial.as_mut() else {
+                        return self
+                            .violation("streamed frame without a message".into())
+                            .await;
+                    };
+                    if p.compressed {
+                        // The compressed form is inflated whole: it must fit.
+                        return self
+                            .violation(format!(
+                                "compressed message grows past the harness cap of {} bytes",
+                                self.max
+                            ))
+                            .await;
+                    }
+                    if let Err(v) = p.body.push(&piece) {
+                        return self.violation(v).await;
+                    }
+                    if st.remaining > 0 {
+                        continue;
+                    }
+                    let fin = st.fin;
+                    streaming = None;
+                    if fin {
+                        let p = partial.take().expect("checked above");
+                        match self.finish(p) {
+                            Ok(ev) => {
+                                if !self.emit(ev).await {
+                                    return;
+                                }
+                            }
+                            Err(v) => return self.violation(v).await,
+                        }
+                    }
+                    continue;
+                }
                 let header = match frame::decode_header(&self.buf) {
                     Ok(Some(h)) => h,
                     Ok(None) => break,
@@ -518,6 +674,44 @@ impl Reader {
                 // encoding (RFC 6455 §5.2).
                 if !header.minimal_length {
                     return self.violation(non_minimal(&header)).await;
+                }
+                let data = matches!(
+                    header.opcode,
+                    Opcode::Text | Opcode::Binary | Opcode::Continuation
+                );
+                if header.payload_len > self.max
+                    && data
+                    && header.payload_len <= self.max_streamed
+                    && !close_seen
+                {
+                    // Too large to hold: the header is checked like any
+                    // frame's (with an empty payload), the payload goes
+                    // into the message as it arrives.
+                    let head = Frame {
+                        fin: false,
+                        rsv: header.rsv,
+                        opcode: header.opcode,
+                        mask: header.mask,
+                        payload: Vec::new(),
+                    };
+                    if !self.shared.quiet.load(Ordering::SeqCst) {
+                        self.transcript.inbound(format!(
+                            "{} {} rsv={} len={} (streamed, not held)",
+                            header.opcode,
+                            if header.fin { "fin" } else { "nofin" },
+                            header.rsv,
+                            header.payload_len
+                        ));
+                    }
+                    self.buf.advance(header.header_len);
+                    if let Err(v) = self.check(head, &mut partial) {
+                        return self.violation(v).await;
+                    }
+                    streaming = Some(Streaming {
+                        remaining: header.payload_len,
+                        fin: header.fin,
+                    });
+                    continue;
                 }
                 if header.payload_len > self.max {
                     return self
@@ -586,7 +780,9 @@ impl Reader {
             .clone();
         let values: Vec<&str> = resp.headers("Sec-WebSocket-Extensions").collect();
         if let Ok(Some(agreed)) = deflate::check_response(&offers, &values) {
-            let cap = usize::try_from(self.max).unwrap_or(usize::MAX);
+            // Inflating is bounded by the guard, not the buffer cap: an
+            // inflated message above the cap is digested as it streams.
+            let cap = usize::try_from(self.max_streamed).unwrap_or(usize::MAX);
             self.inflate = Some(Decompressor::new(&agreed, cap));
             self.server_window = agreed.server_max_window_bits;
         }
@@ -678,12 +874,19 @@ impl Reader {
                 } else {
                     MessageType::Binary
                 };
-                let p = Partial {
+                let compressed = f.rsv != 0;
+                let mut p = Partial {
                     kind,
-                    payload: f.payload,
+                    payload: Vec::new(),
+                    body: Body::new(kind == MessageType::Text, self.max, self.max_streamed),
                     frames: 1,
-                    compressed: f.rsv != 0,
+                    compressed,
                 };
+                if compressed {
+                    p.payload = f.payload;
+                } else {
+                    p.body.push(&f.payload)?;
+                }
                 if f.fin {
                     Some(self.finish(p)?)
                 } else {
@@ -697,13 +900,17 @@ impl Reader {
                         "continuation frame with no message to continue (RFC 6455 §5.4)".into(),
                     );
                 };
-                if (p.payload.len() + f.payload.len()) as u64 > self.max {
-                    return Err(format!(
-                        "message grows past the harness cap of {} bytes",
-                        self.max
-                    ));
+                if p.compressed {
+                    if (p.payload.len() + f.payload.len()) as u64 > self.max {
+                        return Err(format!(
+                            "compressed message grows past the harness cap of {} bytes",
+                            self.max
+                        ));
+                    }
+                    p.payload.extend_from_slice(&f.payload);
+                } else {
+                    p.body.push(&f.payload)?;
                 }
-                p.payload.extend_from_slice(&f.payload);
                 p.frames += 1;
                 if f.fin {
                     let p = partial.take().expect("checked above");
@@ -736,43 +943,56 @@ impl Reader {
     }
 
     fn finish(&mut self, p: Partial) -> Result<Event, String> {
-        let payload = if p.compressed {
+        let body = if p.compressed {
             let inflate = self
                 .inflate
                 .as_mut()
                 .ok_or("compressed message without deflate")?;
             let wire = p.payload.len();
-            let plain = inflate.decompress(&p.payload).map_err(|e| match e {
-                InflateError::TooLarge { limit } => format!(
-                    "a compressed message of {wire} bytes inflates past the harness cap of {limit} bytes"
-                ),
-                InflateError::Corrupt(e) => format!(
-                    "a compressed message of {wire} bytes does not inflate (RFC 7692 §7.2.2): {e}"
-                ),
-            })?;
+            let mut body = Body::new(p.kind == MessageType::Text, self.max, self.max_streamed);
+            let mut overflow = None;
+            inflate
+                .decompress_with(&p.payload, &mut |piece| {
+                    if overflow.is_none()
+                        && let Err(e) = body.push(piece)
+                    {
+                        overflow = Some(e);
+                    }
+                })
+                .map_err(|e| match e {
+                    InflateError::TooLarge { limit } => format!(
+                        "a compressed message of {wire} bytes inflates past the harness cap of {limit} bytes"
+                    ),
+                    InflateError::Corrupt(e) => format!(
+                        "a compressed message of {wire} bytes does not inflate (RFC 7692 §7.2.2): {e}"
+                    ),
+                })?;
+            if let Some(e) = overflow {
+                return Err(e);
+            }
             self.check_window(&p.payload)?;
             if !self.shared.quiet.load(Ordering::SeqCst) {
+                let shown = match &body.streamed {
+                    Some(_) => preview(&body.head),
+                    None => preview(&body.whole),
+                };
                 self.transcript.inbound(format!(
-                    "  inflated {wire} bytes to {} bytes: {}",
-                    plain.len(),
-                    preview(&plain)
+                    "  inflated {wire} bytes to {} bytes: {shown}",
+                    body.len()
                 ));
             }
-            plain
+            body
         } else {
-            p.payload
+            p.body
         };
-        if p.kind == MessageType::Text && std::str::from_utf8(&payload).is_err() {
-            let after = if p.compressed { " after inflating" } else { "" };
-            return Err(format!(
-                "text message is not valid UTF-8{after} (RFC 6455 §8.1)"
-            ));
-        }
+        let after = if p.compressed { " after inflating" } else { "" };
+        let (payload, digest) = body.finish(after)?;
         Ok(Event::Message {
             kind: p.kind,
             payload,
             frames: p.frames,
             compressed: p.compressed,
+            digest,
         })
     }
 }
@@ -853,6 +1073,7 @@ mod tests {
             Limits {
                 io_timeout: Duration::from_millis(300),
                 max_message: max,
+                max_streamed: max,
             },
         );
         c.set_offers(deflate::offers_in(offers));
@@ -893,6 +1114,7 @@ mod tests {
                 payload: b"Hello".to_vec(),
                 frames: 2,
                 compressed: true,
+                digest: None,
             }
         );
         assert!(
@@ -1020,6 +1242,7 @@ mod tests {
         let limits = Limits {
             io_timeout: Duration::from_secs(3),
             max_message: 1 << 20,
+            max_streamed: 1 << 20,
         };
         let mut c = Conn::start(stream, Transcript::new(), limits);
         c.write(b"GET / HTTP/1.1\r\n\r\n", None).await.unwrap();

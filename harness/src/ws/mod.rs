@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod deflate;
+pub mod digest;
 pub mod frame;
 pub mod generator;
 pub mod handshake;
