@@ -460,6 +460,15 @@ impl Body {
         }
     }
 
+    /// [`Self::push`], taking the first frame's payload without a copy.
+    fn push_vec(&mut self, data: Vec<u8>) -> Result<(), String> {
+        if self.whole.is_empty() && self.streamed.is_none() && data.len() as u64 <= self.max {
+            self.whole = data;
+            return Ok(());
+        }
+        self.push(&data)
+    }
+
     fn push(&mut self, data: &[u8]) -> Result<(), String> {
         let total = self.len() + data.len() as u64;
         if total > self.max_streamed {
@@ -885,7 +894,7 @@ impl Reader {
                 if compressed {
                     p.payload = f.payload;
                 } else {
-                    p.body.push(&f.payload)?;
+                    p.body.push_vec(f.payload)?;
                 }
                 if f.fin {
                     Some(self.finish(p)?)
