@@ -1682,7 +1682,11 @@ async fn a_close_while_a_write_is_blocked_without_a_declared_limit_fails_ws_limi
     for id in OVER_1000_FRAGMENTS {
         let r = &results[*id];
         assert_eq!(r.outcome, Outcome::Fail, "{}", describe(r));
-        assert!(r.reason.contains("close 1009"), "{}", describe(r));
+        assert!(!r.reason.contains("stopped reading"), "{}", describe(r));
+        // The close arrives after 70 KB of these: never a load timeout.
+        if id.ends_with("-64b") {
+            assert!(r.reason.contains("close 1009"), "{}", describe(r));
+        }
     }
 }
 
