@@ -487,6 +487,10 @@ async fn truncating_long_messages_fails_ws_framing() {
             "ws.framing.binary-65536-chops-of-997",
             "ws.framing.text-65536-chops-of-64",
             "ws.framing.binary-65536-chops-of-64",
+            "ws.framing.server-length-text-65536",
+            "ws.framing.server-length-binary-65536",
+            "ws.framing.server-length-text-65537",
+            "ws.framing.server-length-binary-65537",
         ],
     )
     .await;
@@ -494,15 +498,25 @@ async fn truncating_long_messages_fails_ws_framing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepting_unmasked_frames_fails_ws_framing() {
-    prove(
+    prove_with(
         Fault::AcceptsUnmasked,
+        &caps(),
         &[FRAMING],
-        &[
-            "ws.framing.unmasked-text",
-            "ws.framing.unmasked-binary",
-            "ws.framing.unmasked-ping",
-            "ws.framing.unmasked-after-valid",
-        ],
+        Expect {
+            fail: &[
+                "ws.framing.unmasked-text",
+                "ws.framing.unmasked-binary",
+                "ws.framing.unmasked-ping",
+                "ws.framing.unmasked-after-valid",
+                "ws.framing.unmasked-empty-text",
+                "ws.framing.unmasked-empty-binary",
+                "ws.framing.unmasked-empty-ping",
+                "ws.framing.unmasked-empty-pong",
+                "ws.framing.unmasked-empty-continuation",
+            ],
+            non_strict: &["ws.framing.unmasked-empty-close"],
+            ..Expect::default()
+        },
     )
     .await;
 }
@@ -511,41 +525,40 @@ async fn accepting_unmasked_frames_fails_ws_framing() {
 async fn masking_server_frames_fails_ws_framing() {
     // Every frame the server sends is masked, so every `must` case fails;
     // the `info` cases still only report.
-    prove(
-        Fault::MasksServerFrames,
-        &[FRAMING],
-        &[
-            "ws.framing.text-0",
-            "ws.framing.binary-0",
-            "ws.framing.text-125",
-            "ws.framing.binary-125",
-            "ws.framing.text-126",
-            "ws.framing.binary-126",
-            "ws.framing.text-127",
-            "ws.framing.binary-127",
-            "ws.framing.text-128",
-            "ws.framing.binary-128",
-            "ws.framing.text-65535",
-            "ws.framing.binary-65535",
-            "ws.framing.text-65536",
-            "ws.framing.binary-65536",
-            "ws.framing.text-125-chops-of-1",
-            "ws.framing.binary-125-chops-of-1",
-            "ws.framing.text-126-chops-of-1",
-            "ws.framing.binary-126-chops-of-1",
-            "ws.framing.text-65536-chops-of-997",
-            "ws.framing.binary-65536-chops-of-997",
-            "ws.framing.text-65536-chops-of-64",
-            "ws.framing.binary-65536-chops-of-64",
-            "ws.framing.binary-all-byte-values",
-            "ws.framing.unmasked-text",
-            "ws.framing.unmasked-binary",
-            "ws.framing.unmasked-ping",
-            "ws.framing.unmasked-after-valid",
-            "ws.framing.length-top-bit-set",
-        ],
-    )
-    .await;
+    let mut fail = ids(FRAMING, "server-length-");
+    fail.extend(ids(FRAMING, "unmasked-empty-"));
+    assert_eq!(fail.len(), 16 + 3 + 6, "{fail:?}");
+    fail.extend([
+        "ws.framing.text-0",
+        "ws.framing.binary-0",
+        "ws.framing.text-125",
+        "ws.framing.binary-125",
+        "ws.framing.text-126",
+        "ws.framing.binary-126",
+        "ws.framing.text-127",
+        "ws.framing.binary-127",
+        "ws.framing.text-128",
+        "ws.framing.binary-128",
+        "ws.framing.text-65535",
+        "ws.framing.binary-65535",
+        "ws.framing.text-65536",
+        "ws.framing.binary-65536",
+        "ws.framing.text-125-chops-of-1",
+        "ws.framing.binary-125-chops-of-1",
+        "ws.framing.text-126-chops-of-1",
+        "ws.framing.binary-126-chops-of-1",
+        "ws.framing.text-65536-chops-of-997",
+        "ws.framing.binary-65536-chops-of-997",
+        "ws.framing.text-65536-chops-of-64",
+        "ws.framing.binary-65536-chops-of-64",
+        "ws.framing.binary-all-byte-values",
+        "ws.framing.unmasked-text",
+        "ws.framing.unmasked-binary",
+        "ws.framing.unmasked-ping",
+        "ws.framing.unmasked-after-valid",
+        "ws.framing.length-top-bit-set",
+    ]);
+    prove(Fault::MasksServerFrames, &[FRAMING], &fail).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -675,6 +688,12 @@ async fn wrong_close_code_fails_every_expect_fail() {
         "ws.framing.unmasked-binary",
         "ws.framing.unmasked-ping",
         "ws.framing.unmasked-after-valid",
+        "ws.framing.unmasked-empty-text",
+        "ws.framing.unmasked-empty-binary",
+        "ws.framing.unmasked-empty-ping",
+        "ws.framing.unmasked-empty-pong",
+        "ws.framing.unmasked-empty-close",
+        "ws.framing.unmasked-empty-continuation",
         "ws.framing.length-top-bit-set",
         "ws.control.ping-126-byte",
         "ws.control.fragmented-ping",
@@ -887,7 +906,7 @@ async fn skipping_utf8_validation_fails_ws_utf8() {
     let must_fail = utf8_must_fail();
     assert_eq!(
         must_fail.len(),
-        69 + 4 + 1 + 2 + 2 + 2,
+        69 + 4 + 1 + 2 + 2 + 2 + 8 + 5 + 7,
         "ws.utf8 changed: {must_fail:?}"
     );
     prove(Fault::SkipsUtf8Validation, &[UTF8], &must_fail).await;
@@ -1361,6 +1380,12 @@ async fn answering_an_unoffered_param_fails_ws_deflate() {
             .into_iter()
             .filter(|id| !id.ends_with("-8")),
     );
+    fail.extend(ids(DEFLATE, "server-window-"));
+    fail.extend(
+        ids(DEFLATE, "server-no-context-takeover-")
+            .into_iter()
+            .filter(|id| !id.ends_with("-honoured")),
+    );
     // The parameter sets without client_max_window_bits in the offer the
     // fixture takes: ctx, noctx (the list's first offer has it).
     fail.extend(
@@ -1428,7 +1453,13 @@ async fn keeping_the_server_context_fails_ws_deflate() {
                 .is_some_and(|size| size.bytes().all(|b| b.is_ascii_digit()))
         }));
     }
-    assert_eq!(fail.len(), 4 + 4 * 10);
+    let mut sizes: Vec<&str> = ids(DEFLATE, "server-no-context-takeover-")
+        .into_iter()
+        .filter(|id| !fail.contains(id))
+        .collect();
+    assert_eq!(sizes.len(), 8, "{sizes:?}");
+    fail.append(&mut sizes);
+    assert_eq!(fail.len(), 4 + 4 * 10 + 8);
     prove_with(
         Fault::DeflateKeepsServerContext,
         &deflate_caps(),
@@ -1471,4 +1502,283 @@ async fn inflating_without_a_limit_fails_ws_deflate() {
         },
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------
+// The edges (issue 15): rules checked at their boundaries, on every frame.
+
+/// ws.framing ids of the `server-length-` cases for these lengths (data of
+/// both types; `pong`: the pong cases too).
+fn server_length(lens: &[usize], pong: bool) -> Vec<&'static str> {
+    let mut kinds = vec!["text", "binary"];
+    if pong {
+        kinds.push("pong");
+    }
+    let mut v = Vec::new();
+    for len in lens {
+        for kind in &kinds {
+            let id = format!("{FRAMING}.server-length-{kind}-{len}");
+            v.extend(cases().iter().filter(|c| c.id == id).map(|c| c.id.as_str()));
+        }
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_16_bit_length_for_a_short_frame_fails_ws_framing() {
+    let mut fail = server_length(&[0, 1, 125], true);
+    assert_eq!(fail.len(), 9, "{fail:?}");
+    fail.extend([
+        "ws.framing.text-0",
+        "ws.framing.binary-0",
+        "ws.framing.text-125",
+        "ws.framing.binary-125",
+        "ws.framing.text-125-chops-of-1",
+        "ws.framing.binary-125-chops-of-1",
+        "ws.framing.unmasked-after-valid",
+    ]);
+    prove(Fault::Length16ForShortFrames, &[FRAMING], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_bit_length_for_a_medium_frame_fails_ws_framing() {
+    let mut fail = server_length(&[126, 127, 65535], false);
+    assert_eq!(fail.len(), 6, "{fail:?}");
+    fail.extend([
+        "ws.framing.text-126",
+        "ws.framing.binary-126",
+        "ws.framing.text-127",
+        "ws.framing.binary-127",
+        "ws.framing.text-128",
+        "ws.framing.binary-128",
+        "ws.framing.text-65535",
+        "ws.framing.binary-65535",
+        "ws.framing.text-126-chops-of-1",
+        "ws.framing.binary-126-chops-of-1",
+        "ws.framing.binary-all-byte-values",
+    ]);
+    prove(Fault::Length64ForMediumFrames, &[FRAMING], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_empty_unmasked_frames_fails_ws_framing() {
+    prove_with(
+        Fault::AcceptsUnmaskedEmpty,
+        &caps(),
+        &[FRAMING],
+        Expect {
+            fail: &[
+                "ws.framing.unmasked-empty-text",
+                "ws.framing.unmasked-empty-binary",
+                "ws.framing.unmasked-empty-ping",
+                "ws.framing.unmasked-empty-pong",
+                "ws.framing.unmasked-empty-continuation",
+            ],
+            // The empty close is answered with an empty close: a failure
+            // without a status code, which §7.1.7 only makes a SHOULD.
+            non_strict: &["ws.framing.unmasked-empty-close"],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipping_the_final_fragment_fails_ws_utf8() {
+    let mut fail = ids(UTF8, "invalid-only-in-final-fragment-");
+    assert_eq!(fail.len(), 8, "{fail:?}");
+    fail.extend(ids(UTF8, "incomplete-at-end-of-final-fragment-of-"));
+    fail.extend(ids(UTF8, "incomplete-before-empty-final-fragment-"));
+    fail.extend([
+        "ws.utf8.invalid-truncated-at-end-one-byte-per-frame",
+        "ws.utf8.invalid-split-across-frames",
+        "ws.utf8.incomplete-at-end-of-last-fragment",
+    ]);
+    prove(Fault::Utf8SkipsFinalFragment, &[UTF8], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_final_fragment_ending_the_message_unchecked_fails_ws_utf8() {
+    let fail = ids(UTF8, "incomplete-before-empty-final-fragment-");
+    assert_eq!(fail.len(), 7, "{fail:?}");
+    prove(Fault::Utf8IgnoresEmptyFinalFragment, &[UTF8], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validating_binary_continuations_fails_ws_utf8() {
+    let fail = ids(UTF8, "binary-fragments-not-validated-");
+    assert_eq!(fail.len(), 10, "{fail:?}");
+    prove(Fault::ValidatesBinaryContinuations, &[UTF8], &fail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_window_above_the_agreed_one_fails_ws_deflate() {
+    let mut fail = ids(DEFLATE, "server-window-");
+    assert_eq!(fail.len(), 12, "{fail:?}");
+    // The other cases that agree a window below 15 bits and echo enough
+    // for the fixture's 32 KiB window to reach past it (deterministic:
+    // generated messages, zlib at a fixed level).
+    fail.extend(deflate_ids(&[
+        "offer-server-max-window-bits-9",
+        "offer-server-max-window-bits-10",
+        "offer-server-max-window-bits-11",
+        "offer-server-max-window-bits-12",
+        "offer-server-max-window-bits-13",
+        "offer-list-autobahn",
+        "params-ctx-w9-256",
+    ]));
+    for set in ["ctx-w9", "noctx-w9", "list"] {
+        for size in [1024, 4096, 8192, 16384, 32768, 65536, 131072] {
+            fail.extend(deflate_ids(&[&format!("params-{set}-{size}")]));
+        }
+    }
+    prove_with(
+        Fault::DeflateIgnoresServerWindow,
+        &deflate_caps(),
+        &[DEFLATE],
+        Expect {
+            fail: &fail,
+            // `should` cases: a violation there is non-strict.
+            non_strict: &deflate_ids(&["offer-quoted-value", "offer-fallback-list"]),
+            skip: &["echo-"],
+            ..Expect::default()
+        },
+    )
+    .await;
+}
+
+/// python websockets with `max_size=None` and a declared `max_fragments`:
+/// the close 1009 arrives while the harness is still writing into a
+/// connection the target no longer reads. The close decides the case
+/// (`info`, a declared limit), whatever the write was doing at the time.
+/// The cases run one at a time: a family run moves tens of MiB at once, and
+/// on a loaded machine its own stalls would blur what is tested here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_while_a_write_is_blocked_decides_ws_limits() {
+    let mut caps = caps();
+    caps.profile.ws.max_fragments = Some(support::broken_ws::FRAGMENT_LIMIT);
+    let results = run_ids(
+        Fault::Closes1009AfterFragmentsStopsReading,
+        &caps,
+        OVER_1000_FRAGMENTS,
+        64 << 20,
+        Duration::from_secs(2),
+    )
+    .await;
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Info, "{}", describe(r));
+        assert!(
+            r.reason.contains("declared limit enforced: close 1009"),
+            "{}",
+            describe(r)
+        );
+    }
+}
+
+/// Without the declared limit the same close is a failure, and it says so
+/// (not "the target stopped reading").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_while_a_write_is_blocked_without_a_declared_limit_fails_ws_limits() {
+    let results = run_ids(
+        Fault::Closes1009AfterFragmentsStopsReading,
+        &caps(),
+        OVER_1000_FRAGMENTS,
+        64 << 20,
+        Duration::from_secs(2),
+    )
+    .await;
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Fail, "{}", describe(r));
+        assert!(r.reason.contains("close 1009"), "{}", describe(r));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Messages above the harness's buffer cap stream (issue 8, "Streaming
+// payloads").
+
+/// Runs the cases with these ids against the fixture with `fault`, with a
+/// buffer cap of `max_message`.
+async fn run_ids(
+    fault: Fault,
+    caps: &Capabilities,
+    ids: &[&str],
+    max_message: u64,
+    timeout: Duration,
+) -> BTreeMap<String, CaseResult> {
+    let addr = spawn(fault).await;
+    let targets = Targets {
+        ws: Some(pushspec::target::parse_ws(&format!("ws://{addr}/")).unwrap()),
+        sse: None,
+    };
+    let settings = Settings {
+        timeout,
+        max_message,
+    };
+    let mut results = BTreeMap::new();
+    for id in ids {
+        let case = cases()
+            .iter()
+            .find(|c| c.id == *id)
+            .unwrap_or_else(|| panic!("no case {id}"));
+        let r = run_case(case, &targets, settings, caps).await;
+        results.insert(r.id.clone(), r);
+    }
+    results
+}
+
+/// `bomb-at-limit` for a target whose limit (100 MiB, Node ws's default)
+/// is above the harness's 64 MiB buffer: the bomb is built compressed and
+/// the 100 MiB echo inflated and compared as it streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bomb_at_a_100_mib_limit_is_checked_as_it_streams() {
+    let mut caps = deflate_caps();
+    caps.profile.ws.max_message_size = Some(support::broken_ws::LARGE_LIMIT as u64);
+    let results = run_ids(
+        Fault::LimitAbove64MiB,
+        &caps,
+        &["ws.deflate.bomb-at-limit", "ws.deflate.bomb"],
+        64 << 20,
+        Duration::from_secs(5),
+    )
+    .await;
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Pass, "{}", describe(r));
+    }
+}
+
+/// With a 1 MiB buffer, every ws.limits echo above it is streamed: whole
+/// frames above the cap are read piece by piece, reassembled messages are
+/// digested, and a wrong echo still fails and says where.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_above_the_buffer_cap_are_compared_as_they_stream() {
+    let big = [
+        "ws.limits.text-4mib",
+        "ws.limits.binary-4mib",
+        "ws.limits.text-4mib-in-fragments-of-256kib",
+        "ws.limits.binary-4mib-in-fragments-of-1mib",
+        "ws.utf8.binary-fragments-not-validated-65537-in-fragments-of-65536",
+    ];
+    let results = run_ids(Fault::None, &caps(), &big, 1 << 20, Duration::from_secs(5)).await;
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Pass, "{}", describe(r));
+    }
+    let results = run_ids(
+        Fault::CorruptsLongMessages,
+        &caps(),
+        &big[..4],
+        1 << 20,
+        Duration::from_secs(5),
+    )
+    .await;
+    for r in results.values() {
+        assert_eq!(r.outcome, Outcome::Fail, "{}", describe(r));
+        assert!(
+            r.reason.contains(
+                "4194304 bytes instead of 4194304, first difference in the 1048576 bytes from byte 3145728"
+            ),
+            "{}",
+            describe(r)
+        );
+    }
 }

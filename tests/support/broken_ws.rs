@@ -64,8 +64,20 @@ pub enum Fault {
     IgnoresSubprotocols,
     /// Echoes at most [`TRUNCATE_AT`] bytes of a message.
     TruncatesLongMessages,
+    /// Echoes messages longer than [`CORRUPT_AT`] with that byte flipped
+    /// (`*` becomes `+`).
+    CorruptsLongMessages,
     /// Treats unmasked client frames like masked ones instead of failing.
     AcceptsUnmasked,
+    /// Fails unmasked client frames only when they carry payload: an empty
+    /// unmasked frame is taken as if it were masked (there is nothing to
+    /// unmask).
+    AcceptsUnmaskedEmpty,
+    /// Writes the length of data and pong frames of 0-125 bytes in a 16-bit
+    /// field (RFC 6455 §5.2: the minimal number of bytes MUST be used).
+    Length16ForShortFrames,
+    /// Writes the length of data frames of 126-65535 bytes in a 64-bit field.
+    Length64ForMediumFrames,
     /// Masks the frames it sends.
     MasksServerFrames,
     /// Answers a ping with an empty pong.
@@ -122,6 +134,17 @@ pub enum Fault {
     ValidatesEachFrameAlone,
     /// Validates text only when the message is complete (no fail-fast).
     ValidatesUtf8AtMessageEnd,
+    /// Validates every fragment of a text message as it streams in except
+    /// the final one, which ends the message unchecked.
+    Utf8SkipsFinalFragment,
+    /// Checks that a text message does not end inside a code point only
+    /// when its final fragment carries bytes: an empty final fragment ends
+    /// the message unchecked.
+    Utf8IgnoresEmptyFinalFragment,
+    /// Validates the continuation frames of binary messages as UTF-8 too
+    /// (1007), as if binary were text: invalid sequences, and one left
+    /// incomplete at the end of the message.
+    ValidatesBinaryContinuations,
 
     // ws.close
     /// Answers every close code with the same code, valid or not.
@@ -141,6 +164,12 @@ pub enum Fault {
     MessageLimit1MiB,
     /// Refuses messages of more than [`FRAGMENT_LIMIT`] fragments with 1008.
     FragmentLimit1000,
+    /// Refuses messages of more than [`FRAGMENT_LIMIT`] fragments with
+    /// 1009, then stops reading (for [`STOP_READING`]) without closing TCP:
+    /// a client writing a large message in small fragments blocks while the
+    /// close frame is already on its way (python websockets with
+    /// `max_size=None` behaves like this).
+    Closes1009AfterFragmentsStopsReading,
     /// Does not refuse a frame from its declared length: waits for a payload
     /// of any size.
     WaitsForHugeFrame,
@@ -169,6 +198,14 @@ pub enum Fault {
     /// Inflates without a size limit: a decompression bomb is inflated whole
     /// and echoed.
     DeflateNoInflateLimit,
+    /// Not a fault: keeps a message limit of [`LARGE_LIMIT`] (100 MiB, Node
+    /// ws's default) instead of [`MAX_MESSAGE`], for the harness's messages
+    /// above its own 64 MiB buffer.
+    LimitAbove64MiB,
+    /// Compresses with a 15-bit (32 KiB) window whatever
+    /// `server_max_window_bits` it answered (RFC 7692 §7.1.2.1: the server
+    /// MUST NOT use a larger window).
+    DeflateIgnoresServerWindow,
 }
 
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -177,6 +214,8 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Largest frame payload and reassembled (or inflated) message (close 1009
 /// above it).
 pub const MAX_MESSAGE: usize = 32 << 20;
+/// The limit of [`Fault::LimitAbove64MiB`].
+pub const LARGE_LIMIT: usize = 100 << 20;
 /// How long a read may wait for a single byte.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write may take.
@@ -185,6 +224,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN: Duration = Duration::from_secs(1);
 /// Where [`Fault::TruncatesLongMessages`] cuts an echo.
 pub const TRUNCATE_AT: usize = 65535;
+/// The byte [`Fault::CorruptsLongMessages`] flips.
+pub const CORRUPT_AT: usize = (3 << 20) + 5;
 /// The key [`Fault::MasksServerFrames`] masks with.
 const SERVER_MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 /// The one `Origin` the fixture accepts (besides none at all).
@@ -193,6 +234,9 @@ pub const ALLOWED_ORIGIN: &str = "http://allowed.pushspec.test";
 pub const MESSAGE_LIMIT: usize = 1 << 20;
 /// [`Fault::FragmentLimit1000`]'s limit.
 pub const FRAGMENT_LIMIT: u64 = 1000;
+/// How long [`Fault::Closes1009AfterFragmentsStopsReading`] stays
+/// connected without reading after its close frame.
+pub const STOP_READING: Duration = Duration::from_secs(4);
 /// [`Fault::SlowPong`]'s delay.
 pub const PONG_DELAY: Duration = Duration::from_millis(700);
 /// [`Fault::ClosesIdleConnections`]'s idle time.
@@ -603,16 +647,17 @@ struct Deflate {
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 impl Deflate {
-    fn new(agreed: Agreed) -> Deflate {
+    fn new(agreed: Agreed, fault: Fault) -> Deflate {
+        let window = if fault == Fault::DeflateIgnoresServerWindow {
+            15
+        } else {
+            agreed.server_max_window_bits
+        };
         Deflate {
             agreed,
             // A 15-bit window inflates whatever a smaller one does.
             inflate: Decompress::new_with_window_bits(false, 15),
-            compress: Compress::new_with_window_bits(
-                Compression::default(),
-                false,
-                agreed.server_max_window_bits,
-            ),
+            compress: Compress::new_with_window_bits(Compression::default(), false, window),
         }
     }
 
@@ -858,7 +903,7 @@ impl Conn {
         self.write_all(&answer.to_bytes()).await?;
         match answer {
             Answer::Upgrade { deflate, .. } => {
-                self.deflate = deflate.map(Deflate::new);
+                self.deflate = deflate.map(|a| Deflate::new(a, self.fault));
                 // Keep any bytes that followed the head: they are frames.
                 self.buf.drain(..used);
                 Ok(true)
@@ -921,7 +966,9 @@ impl Conn {
     /// bad frame fails the connection before its payload arrives.
     fn check_header(&self, h: &Header, partial: Option<&Partial>) -> Result<(), u16> {
         let fault = self.fault;
-        if h.mask.is_none() && fault != Fault::AcceptsUnmasked {
+        let unmasked_ok = fault == Fault::AcceptsUnmasked
+            || (fault == Fault::AcceptsUnmaskedEmpty && h.payload_len == 0);
+        if h.mask.is_none() && !unmasked_ok {
             return Err(1002);
         }
         // permessage-deflate: RSV1 on the first frame of a data message.
@@ -945,7 +992,7 @@ impl Conn {
                 return Err(1002);
             }
         }
-        if h.payload_len > MAX_MESSAGE as u64 && fault != Fault::WaitsForHugeFrame {
+        if h.payload_len > self.max_message() as u64 && fault != Fault::WaitsForHugeFrame {
             return Err(1009);
         }
         if fault == Fault::MessageLimit1MiB && !h.opcode.is_control() {
@@ -966,7 +1013,7 @@ impl Conn {
         match frame::decode_header(self.data()) {
             Ok(Some(h)) => {
                 self.check_header(&h, partial)?;
-                if h.payload_len > MAX_MESSAGE as u64 {
+                if h.payload_len > self.max_message() as u64 {
                     // Fault::WaitsForHugeFrame: wait for the payload (with a
                     // bounded buffer: give up past MAX_HEAD of it).
                     return if self.data().len() > MAX_HEAD {
@@ -979,7 +1026,7 @@ impl Conn {
             Ok(None) => {}
             Err(_) => return Err(1002),
         }
-        match frame::decode(self.data(), MAX_MESSAGE as u64) {
+        match frame::decode(self.data(), self.max_message() as u64) {
             Ok(Some((f, n))) => {
                 self.consume(n);
                 Ok(Some(f))
@@ -987,6 +1034,15 @@ impl Conn {
             Ok(None) => Ok(None),
             Err(FrameError::PayloadTooLarge { .. }) => Err(1009),
             Err(FrameError::LengthTopBitSet(_)) => Err(1002),
+        }
+    }
+
+    /// The largest frame payload and (inflated) message taken.
+    fn max_message(&self) -> usize {
+        if self.fault == Fault::LimitAbove64MiB {
+            LARGE_LIMIT
+        } else {
+            MAX_MESSAGE
         }
     }
 
@@ -1018,6 +1074,10 @@ impl Conn {
         if partial.is_some_and(|p| p.compressed) || (h.rsv != 0 && self.deflate.is_some()) {
             return Ok(());
         }
+        if self.fault == Fault::Utf8SkipsFinalFragment && h.fin && h.opcode == Opcode::Continuation
+        {
+            return Ok(());
+        }
         let (carry, text): (&[u8], bool) = match (h.opcode, partial) {
             (Opcode::Text, _) => (&[], true),
             // The frame is judged on its own: nothing carries over.
@@ -1046,8 +1106,16 @@ impl Conn {
     /// Validates a text payload growing by a frame; `fin`: it is complete.
     fn check_text(&self, p: &mut Partial, frame_start: usize, fin: bool) -> Result<(), u16> {
         let code = self.utf8_code();
+        // The last frame of a message in several fragments.
+        let final_fragment = fin && p.frames > 1;
         match self.fault {
             Fault::SkipsUtf8Validation => Ok(()),
+            Fault::Utf8SkipsFinalFragment if final_fragment => Ok(()),
+            Fault::Utf8IgnoresEmptyFinalFragment
+                if final_fragment && frame_start == p.payload.len() =>
+            {
+                Ok(())
+            }
             Fault::ValidatesEachFrameAlone => std::str::from_utf8(&p.payload[frame_start..])
                 .map(|_| ())
                 .map_err(|_| code),
@@ -1118,7 +1186,7 @@ impl Conn {
                         return Flow::Fail(code);
                     }
                 } else {
-                    if p.payload.len() + f.payload.len() > MAX_MESSAGE {
+                    if p.payload.len() + f.payload.len() > self.max_message() {
                         return Flow::Fail(1009);
                     }
                     p.payload.extend_from_slice(&f.payload);
@@ -1126,6 +1194,28 @@ impl Conn {
                 p.frames += 1;
                 if self.fault == Fault::FragmentLimit1000 && p.frames > FRAGMENT_LIMIT {
                     return Flow::Fail(1008);
+                }
+                if self.fault == Fault::Closes1009AfterFragmentsStopsReading
+                    && p.frames > FRAGMENT_LIMIT
+                {
+                    if let Flow::Continue = self.send(Frame::close(Some(1009), b"")).await {
+                        tokio::time::sleep(STOP_READING).await;
+                    }
+                    return Flow::Done;
+                }
+                if self.fault == Fault::ValidatesBinaryContinuations && p.opcode == Opcode::Binary {
+                    // The text validator, run over the continuation frames
+                    // (the first frame went through the binary path).
+                    if p.frames == 2 {
+                        p.checked = frame_start;
+                    }
+                    match utf8_prefix(&p.payload[p.checked..]) {
+                        Ok(n) => p.checked += n,
+                        Err(()) => return Flow::Fail(1007),
+                    }
+                    if f.fin && p.checked != p.payload.len() {
+                        return Flow::Fail(1007);
+                    }
                 }
                 if p.opcode == Opcode::Text {
                     let mut q = partial.take().expect("checked above");
@@ -1194,7 +1284,7 @@ impl Conn {
         let limit = if self.fault == Fault::DeflateNoInflateLimit {
             usize::MAX
         } else {
-            MAX_MESSAGE
+            self.max_message()
         };
         let d = self
             .deflate
@@ -1214,6 +1304,11 @@ impl Conn {
             Opcode::Text | Opcode::Binary => {
                 if self.fault == Fault::TruncatesLongMessages {
                     payload.truncate(TRUNCATE_AT);
+                }
+                if self.fault == Fault::CorruptsLongMessages
+                    && let Some(b) = payload.get_mut(CORRUPT_AT)
+                {
+                    *b ^= 1;
                 }
                 let keep = self.fault == Fault::DeflateKeepsServerContext;
                 match self.deflate.as_mut() {
@@ -1287,19 +1382,39 @@ impl Conn {
         }
     }
 
+    /// How the length of a frame about to be sent is written: minimal,
+    /// except under the length faults.
+    fn length_encoding(&self, f: &Frame) -> frame::LengthEncoding {
+        let len = f.payload.len();
+        let data_or_pong = is_data(f.opcode) || f.opcode == Opcode::Pong;
+        match self.fault {
+            Fault::Length16ForShortFrames if data_or_pong && len <= 125 => {
+                frame::LengthEncoding::Bits16
+            }
+            Fault::Length64ForMediumFrames
+                if is_data(f.opcode) && (126..=0xFFFF).contains(&len) =>
+            {
+                frame::LengthEncoding::Bits64
+            }
+            _ => frame::LengthEncoding::Minimal,
+        }
+    }
+
     /// Writes one frame; `Flow::Done` if the peer is gone or stalled.
     async fn send(&mut self, mut f: Frame) -> Flow {
         if self.fault == Fault::MasksServerFrames {
             f.mask = Some(SERVER_MASK);
         }
+        let mut bytes = Vec::with_capacity(f.payload.len() + 14);
+        frame::encode_into(&f, self.length_encoding(&f), None, &mut bytes);
         if self.fault == Fault::UnboundedBuffering {
-            self.outbox.extend_from_slice(&frame::encode(&f));
+            self.outbox.extend_from_slice(&bytes);
             return match self.flush_some() {
                 Ok(()) => Flow::Continue,
                 Err(_) => Flow::Done,
             };
         }
-        match self.write_all(&frame::encode(&f)).await {
+        match self.write_all(&bytes).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Done,
         }

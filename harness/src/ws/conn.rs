@@ -16,8 +16,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use super::deflate::{self, Decompressor, InflateError, Offer};
+use super::digest::{Digest, Digester, Utf8Stream};
 use super::frame::{self, Frame, Opcode};
 use super::handshake::Response;
+use super::lz77;
 use super::step::MessageType;
 use crate::transcript::{Transcript, preview};
 
@@ -28,11 +30,14 @@ pub enum Event {
     Response(Response),
     Message {
         kind: MessageType,
-        /// Inflated, if it came compressed.
+        /// Inflated, if it came compressed. For a message above the
+        /// harness's buffer cap (`digest` set): only its first bytes.
         payload: Vec<u8>,
         frames: usize,
         /// It came compressed (RSV1, permessage-deflate).
         compressed: bool,
+        /// A message too large to hold, reduced to a digest as it streamed.
+        digest: Option<Digest>,
     },
     Ping(Vec<u8>),
     Pong(Vec<u8>),
@@ -55,6 +60,7 @@ impl Event {
                 payload,
                 frames,
                 compressed,
+                digest,
             } => {
                 let mut frag = if *frames > 1 {
                     format!(" in {frames} fragments")
@@ -64,10 +70,10 @@ impl Event {
                 if *compressed {
                     frag.push_str(" (compressed)");
                 }
+                let len = digest.as_ref().map_or(payload.len() as u64, |d| d.len);
                 format!(
-                    "{} message of {} bytes{frag}: {}",
+                    "{} message of {len} bytes{frag}: {}",
                     kind_name(*kind),
-                    payload.len(),
                     preview(payload)
                 )
             }
@@ -100,8 +106,12 @@ pub fn close_code_valid(code: u16) -> bool {
 pub struct Limits {
     /// How long a wait may go without any byte arriving.
     pub io_timeout: Duration,
-    /// Largest frame or message the harness buffers.
+    /// Largest frame or message the harness buffers whole; larger data
+    /// messages are checked as they stream (see [`super::digest`]).
     pub max_message: u64,
+    /// Largest message the harness takes at all: a guard on what the
+    /// target sends (inflating included), not a limit on what is compared.
+    pub max_streamed: u64,
 }
 
 /// Why a write did not go through.
@@ -132,6 +142,10 @@ struct Shared {
     /// The reader stops reading from the socket (a client that stops reading).
     paused: AtomicBool,
     resume: Notify,
+    /// The reader has seen the target end the conversation: a close frame,
+    /// the end of the TCP connection, or a protocol violation.
+    ended: AtomicBool,
+    ended_notify: Notify,
     /// The permessage-deflate offers of the upgrade request, set before it
     /// is written: the reader derives the agreement from the 101 response
     /// with them, as the driver does.
@@ -172,7 +186,9 @@ impl Conn {
                 shared: shared.clone(),
                 transcript: transcript.clone(),
                 max: limits.max_message,
+                max_streamed: limits.max_message.max(limits.max_streamed),
                 inflate: None,
+                server_window: 15,
             }
             .run(),
         );
@@ -262,16 +278,48 @@ impl Conn {
             // The deadline is on progress, not on the whole piece: a slow
             // target that keeps reading (python websockets takes seconds
             // over 65,536 small frames) is not one that stopped reading.
+            //
+            // A write keeps an eye on what the reader sees: a target that
+            // closes (a close frame or EOF) and stops reading while the
+            // harness is still writing has decided the case, and the
+            // expectations judge what it sent. Only a write that is blocked
+            // gives way to that; one that goes through is finished, so
+            // frames a case sends after the target's close still go out.
             let mut rest = piece;
             while !rest.is_empty() {
-                match tokio::time::timeout(idle, self.write.write(rest)).await {
-                    Ok(Ok(n)) if n > 0 => rest = &rest[n..],
-                    Ok(Ok(_)) => return self.gone("the target accepts no more bytes"),
-                    Ok(Err(e)) => return self.gone(&e.to_string()),
-                    Err(_) => return Err(WriteError::Stalled(rest.len(), idle)),
+                let shared = Arc::clone(&self.shared);
+                let ended = async move {
+                    // Registered before the flag is read: no wakeup is lost.
+                    let woken = shared.ended_notify.notified();
+                    if !shared.ended.load(Ordering::SeqCst) {
+                        woken.await;
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    r = tokio::time::timeout(idle, self.write.write(rest)) => match r {
+                        Ok(Ok(n)) if n > 0 => rest = &rest[n..],
+                        Ok(Ok(_)) => return self.gone("the target accepts no more bytes"),
+                        Ok(Err(e)) => return self.gone(&e.to_string()),
+                        Err(_) if self.shared.ended.load(Ordering::SeqCst) => {
+                            return self.ended_while_writing(rest.len());
+                        }
+                        Err(_) => return Err(WriteError::Stalled(rest.len(), idle)),
+                    },
+                    () = ended => return self.ended_while_writing(rest.len()),
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A blocked write given up because the target has closed: the
+    /// remaining bytes are abandoned, like every later write.
+    fn ended_while_writing(&mut self, unsent: usize) -> Result<(), WriteError> {
+        self.transcript.note(format!(
+            "the target closed while a write was blocked ({unsent} bytes of it unsent): the rest is abandoned"
+        ));
+        self.peer_gone = true;
         Ok(())
     }
 
@@ -359,18 +407,132 @@ struct Reader {
     shared: Arc<Shared>,
     transcript: Transcript,
     max: u64,
+    max_streamed: u64,
     /// permessage-deflate is in force: the server's messages may come
     /// compressed.
     inflate: Option<Decompressor>,
+    /// The agreed `server_max_window_bits`: no reference in a compressed
+    /// message may reach further back than 2^this bytes.
+    server_window: u8,
 }
 
 /// The reassembly state of a data message the target is sending.
 struct Partial {
     kind: MessageType,
-    /// Compressed, if `compressed`.
+    /// The compressed payload so far, if `compressed` (at most the cap).
     payload: Vec<u8>,
+    /// The message so far, if not `compressed`.
+    body: Body,
     frames: usize,
     compressed: bool,
+}
+
+/// First bytes kept of a message reduced to a digest (for the transcript).
+const HEAD: usize = 64;
+
+/// A message body being received: held whole up to `max`, then reduced to
+/// a digest (UTF-8 validated as it streams, for text) up to `max_streamed`.
+struct Body {
+    whole: Vec<u8>,
+    streamed: Option<(Digester, Utf8Stream)>,
+    head: Vec<u8>,
+    text: bool,
+    max: u64,
+    max_streamed: u64,
+}
+
+impl Body {
+    fn new(text: bool, max: u64, max_streamed: u64) -> Body {
+        Body {
+            whole: Vec::new(),
+            streamed: None,
+            head: Vec::new(),
+            text,
+            max,
+            max_streamed,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match &self.streamed {
+            Some((d, _)) => d.len(),
+            None => self.whole.len() as u64,
+        }
+    }
+
+    /// [`Self::push`], taking the first frame's payload without a copy.
+    fn push_vec(&mut self, data: Vec<u8>) -> Result<(), String> {
+        if self.whole.is_empty() && self.streamed.is_none() && data.len() as u64 <= self.max {
+            self.whole = data;
+            return Ok(());
+        }
+        self.push(&data)
+    }
+
+    fn push(&mut self, data: &[u8]) -> Result<(), String> {
+        let total = self.len() + data.len() as u64;
+        if total > self.max_streamed {
+            return Err(format!(
+                "message grows past the harness cap of {} bytes",
+                self.max_streamed
+            ));
+        }
+        if self.streamed.is_none() && total > self.max {
+            let mut d = Digester::default();
+            let mut u = Utf8Stream::default();
+            d.update(&self.whole);
+            if self.text {
+                u.update(&self.whole).map_err(|_| not_utf8(""))?;
+            }
+            self.head = self.whole[..self.whole.len().min(HEAD)].to_vec();
+            self.whole = Vec::new();
+            self.streamed = Some((d, u));
+        }
+        match &mut self.streamed {
+            Some((d, u)) => {
+                if self.head.len() < HEAD {
+                    let n = (HEAD - self.head.len()).min(data.len());
+                    self.head.extend_from_slice(&data[..n]);
+                }
+                d.update(data);
+                if self.text {
+                    u.update(data).map_err(|_| not_utf8(""))?;
+                }
+            }
+            None => self.whole.extend_from_slice(data),
+        }
+        Ok(())
+    }
+
+    /// The payload (whole, or its head) and the digest of a streamed one;
+    /// text is checked for UTF-8 (`after`: how it came, for the reason).
+    fn finish(self, after: &str) -> Result<(Vec<u8>, Option<Digest>), String> {
+        match self.streamed {
+            None => {
+                if self.text && std::str::from_utf8(&self.whole).is_err() {
+                    return Err(not_utf8(after));
+                }
+                Ok((self.whole, None))
+            }
+            Some((d, u)) => {
+                if self.text && u.finish().is_err() {
+                    return Err(not_utf8(after));
+                }
+                Ok((self.head, Some(d.finish())))
+            }
+        }
+    }
+}
+
+fn not_utf8(after: &str) -> String {
+    format!("text message is not valid UTF-8{after} (RFC 6455 §8.1)")
+}
+
+/// A data frame above the buffer cap whose payload is being streamed into
+/// the open message.
+struct Streaming {
+    remaining: u64,
+    fin: bool,
 }
 
 impl Reader {
@@ -396,6 +558,15 @@ impl Reader {
     }
 
     async fn emit(&self, ev: Event) -> bool {
+        if matches!(
+            ev,
+            Event::Close { .. } | Event::Closed(_) | Event::Violation(_)
+        ) {
+            // Before the event is queued: a writer blocked on a target that
+            // stopped reading learns of it even while nobody takes events.
+            self.shared.ended.store(true, Ordering::SeqCst);
+            self.shared.ended_notify.notify_waiters();
+        }
         self.tx.send(ev).await.is_ok()
     }
 
@@ -455,14 +626,102 @@ impl Reader {
     async fn frames(&mut self) {
         let mut partial: Option<Partial> = None;
         let mut close_seen = false;
+        let mut streaming: Option<Streaming> = None;
         loop {
             // Decode every complete frame in the buffer.
             loop {
+                if let Some(st) = streaming.as_mut() {
+                    // The payload of a large data frame, as it arrives.
+                    let take = (self.buf.len() as u64).min(st.remaining) as usize;
+                    if take == 0 {
+                        break;
+                    }
+                    let piece = self.buf.split_to(take);
+                    st.remaining -= take as u64;
+                    let Some(p) = partial.as_mut() else {
+                        return self
+                            .violation("streamed frame without a message".into())
+                            .await;
+                    };
+                    if p.compressed {
+                        // The compressed form is inflated whole: it must fit.
+                        return self
+                            .violation(format!(
+                                "compressed message grows past the harness cap of {} bytes",
+                                self.max
+                            ))
+                            .await;
+                    }
+                    if let Err(v) = p.body.push(&piece) {
+                        return self.violation(v).await;
+                    }
+                    if st.remaining > 0 {
+                        continue;
+                    }
+                    let fin = st.fin;
+                    streaming = None;
+                    if fin {
+                        let p = partial.take().expect("checked above");
+                        match self.finish(p) {
+                            Ok(ev) => {
+                                if !self.emit(ev).await {
+                                    return;
+                                }
+                            }
+                            Err(v) => return self.violation(v).await,
+                        }
+                    }
+                    continue;
+                }
                 let header = match frame::decode_header(&self.buf) {
                     Ok(Some(h)) => h,
                     Ok(None) => break,
                     Err(e) => return self.violation(e.to_string()).await,
                 };
+                // Judged from the header alone, on every frame whatever
+                // the case expects: a sender MUST use the minimal length
+                // encoding (RFC 6455 §5.2).
+                if !header.minimal_length {
+                    return self.violation(non_minimal(&header)).await;
+                }
+                let data = matches!(
+                    header.opcode,
+                    Opcode::Text | Opcode::Binary | Opcode::Continuation
+                );
+                if header.payload_len > self.max
+                    && data
+                    && header.payload_len <= self.max_streamed
+                    && !close_seen
+                {
+                    // Too large to hold: the header is checked like any
+                    // frame's (with an empty payload), the payload goes
+                    // into the message as it arrives.
+                    let head = Frame {
+                        fin: false,
+                        rsv: header.rsv,
+                        opcode: header.opcode,
+                        mask: header.mask,
+                        payload: Vec::new(),
+                    };
+                    if !self.shared.quiet.load(Ordering::SeqCst) {
+                        self.transcript.inbound(format!(
+                            "{} {} rsv={} len={} (streamed, not held)",
+                            header.opcode,
+                            if header.fin { "fin" } else { "nofin" },
+                            header.rsv,
+                            header.payload_len
+                        ));
+                    }
+                    self.buf.advance(header.header_len);
+                    if let Err(v) = self.check(head, &mut partial) {
+                        return self.violation(v).await;
+                    }
+                    streaming = Some(Streaming {
+                        remaining: header.payload_len,
+                        fin: header.fin,
+                    });
+                    continue;
+                }
                 if header.payload_len > self.max {
                     return self
                         .violation(format!(
@@ -530,8 +789,11 @@ impl Reader {
             .clone();
         let values: Vec<&str> = resp.headers("Sec-WebSocket-Extensions").collect();
         if let Ok(Some(agreed)) = deflate::check_response(&offers, &values) {
-            let cap = usize::try_from(self.max).unwrap_or(usize::MAX);
+            // Inflating is bounded by the guard, not the buffer cap: an
+            // inflated message above the cap is digested as it streams.
+            let cap = usize::try_from(self.max_streamed).unwrap_or(usize::MAX);
             self.inflate = Some(Decompressor::new(&agreed, cap));
+            self.server_window = agreed.server_max_window_bits;
         }
     }
 
@@ -621,12 +883,19 @@ impl Reader {
                 } else {
                     MessageType::Binary
                 };
-                let p = Partial {
+                let compressed = f.rsv != 0;
+                let mut p = Partial {
                     kind,
-                    payload: f.payload,
+                    payload: Vec::new(),
+                    body: Body::new(kind == MessageType::Text, self.max, self.max_streamed),
                     frames: 1,
-                    compressed: f.rsv != 0,
+                    compressed,
                 };
+                if compressed {
+                    p.payload = f.payload;
+                } else {
+                    p.body.push_vec(f.payload)?;
+                }
                 if f.fin {
                     Some(self.finish(p)?)
                 } else {
@@ -640,13 +909,17 @@ impl Reader {
                         "continuation frame with no message to continue (RFC 6455 §5.4)".into(),
                     );
                 };
-                if (p.payload.len() + f.payload.len()) as u64 > self.max {
-                    return Err(format!(
-                        "message grows past the harness cap of {} bytes",
-                        self.max
-                    ));
+                if p.compressed {
+                    if (p.payload.len() + f.payload.len()) as u64 > self.max {
+                        return Err(format!(
+                            "compressed message grows past the harness cap of {} bytes",
+                            self.max
+                        ));
+                    }
+                    p.payload.extend_from_slice(&f.payload);
+                } else {
+                    p.body.push(&f.payload)?;
                 }
-                p.payload.extend_from_slice(&f.payload);
                 p.frames += 1;
                 if f.fin {
                     let p = partial.take().expect("checked above");
@@ -659,45 +932,90 @@ impl Reader {
         })
     }
 
+    /// RFC 7692 §7.1.2.1: with `server_max_window_bits` agreed the server
+    /// MUST NOT use a larger LZ77 window. The inflater does not notice (it
+    /// keeps 32 KiB whatever it is told), so the references are measured
+    /// in the compressed data. A 15-bit window is DEFLATE's own maximum.
+    fn check_window(&self, compressed: &[u8]) -> Result<(), String> {
+        if self.server_window >= 15 {
+            return Ok(());
+        }
+        let window = 1u32 << self.server_window;
+        let reach = lz77::reach(compressed);
+        if reach.farthest > window {
+            return Err(format!(
+                "a compressed message refers {} bytes back, beyond the agreed window of {window} bytes (server_max_window_bits={}, RFC 7692 §7.1.2.1)",
+                reach.farthest, self.server_window
+            ));
+        }
+        Ok(())
+    }
+
     fn finish(&mut self, p: Partial) -> Result<Event, String> {
-        let payload = if p.compressed {
+        let body = if p.compressed {
             let inflate = self
                 .inflate
                 .as_mut()
                 .ok_or("compressed message without deflate")?;
             let wire = p.payload.len();
-            let plain = inflate.decompress(&p.payload).map_err(|e| match e {
-                InflateError::TooLarge { limit } => format!(
-                    "a compressed message of {wire} bytes inflates past the harness cap of {limit} bytes"
-                ),
-                InflateError::Corrupt(e) => format!(
-                    "a compressed message of {wire} bytes does not inflate (RFC 7692 §7.2.2): {e}"
-                ),
-            })?;
+            let mut body = Body::new(p.kind == MessageType::Text, self.max, self.max_streamed);
+            let mut overflow = None;
+            inflate
+                .decompress_with(&p.payload, &mut |piece| {
+                    if overflow.is_none()
+                        && let Err(e) = body.push(piece)
+                    {
+                        overflow = Some(e);
+                    }
+                })
+                .map_err(|e| match e {
+                    InflateError::TooLarge { limit } => format!(
+                        "a compressed message of {wire} bytes inflates past the harness cap of {limit} bytes"
+                    ),
+                    InflateError::Corrupt(e) => format!(
+                        "a compressed message of {wire} bytes does not inflate (RFC 7692 §7.2.2): {e}"
+                    ),
+                })?;
+            if let Some(e) = overflow {
+                return Err(e);
+            }
+            self.check_window(&p.payload)?;
             if !self.shared.quiet.load(Ordering::SeqCst) {
+                let shown = match &body.streamed {
+                    Some(_) => preview(&body.head),
+                    None => preview(&body.whole),
+                };
                 self.transcript.inbound(format!(
-                    "  inflated {wire} bytes to {} bytes: {}",
-                    plain.len(),
-                    preview(&plain)
+                    "  inflated {wire} bytes to {} bytes: {shown}",
+                    body.len()
                 ));
             }
-            plain
+            body
         } else {
-            p.payload
+            p.body
         };
-        if p.kind == MessageType::Text && std::str::from_utf8(&payload).is_err() {
-            let after = if p.compressed { " after inflating" } else { "" };
-            return Err(format!(
-                "text message is not valid UTF-8{after} (RFC 6455 §8.1)"
-            ));
-        }
+        let after = if p.compressed { " after inflating" } else { "" };
+        let (payload, digest) = body.finish(after)?;
         Ok(Event::Message {
             kind: p.kind,
             payload,
             frames: p.frames,
             compressed: p.compressed,
+            digest,
         })
     }
+}
+
+/// The violation of a frame whose length is not minimally encoded.
+fn non_minimal(h: &frame::Header) -> String {
+    let field = match h.length_encoding {
+        frame::LengthEncoding::Bits64 => "64-bit",
+        _ => "16-bit",
+    };
+    format!(
+        "{} frame of {} payload bytes with its length in a {field} field: the minimal number of bytes MUST be used (RFC 6455 §5.2)",
+        h.opcode, h.payload_len
+    )
 }
 
 pub async fn shutdown(mut conn: Conn) {
@@ -764,6 +1082,7 @@ mod tests {
             Limits {
                 io_timeout: Duration::from_millis(300),
                 max_message: max,
+                max_streamed: max,
             },
         );
         c.set_offers(deflate::offers_in(offers));
@@ -804,6 +1123,7 @@ mod tests {
                 payload: b"Hello".to_vec(),
                 frames: 2,
                 compressed: true,
+                digest: None,
             }
         );
         assert!(
@@ -852,6 +1172,139 @@ mod tests {
         let frames = frame(Opcode::Text, 4, true, &bad);
         let ev = events_after(DEFLATE_101, frames, &["permessage-deflate"], 1 << 20).await;
         assert!(violation(&ev).contains("not valid UTF-8 after inflating"));
+    }
+
+    const PLAIN_101: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n";
+
+    #[tokio::test]
+    async fn non_minimal_lengths_are_violations_in_every_frame() {
+        use frame::LengthEncoding::{Bits16, Bits64};
+        let cases = [
+            (
+                Frame::text(vec![b'a'; 5]),
+                Bits16,
+                "text frame of 5 payload bytes with its length in a 16-bit field",
+            ),
+            (
+                Frame::binary(vec![0; 125]),
+                Bits64,
+                "binary frame of 125 payload bytes with its length in a 64-bit field",
+            ),
+            (
+                Frame::binary(vec![0; 200]),
+                Bits64,
+                "binary frame of 200 payload bytes with its length in a 64-bit field",
+            ),
+            (Frame::pong(""), Bits16, "pong frame of 0 payload bytes"),
+            (
+                Frame::close(Some(1000), b""),
+                Bits64,
+                "close frame of 2 payload bytes",
+            ),
+        ];
+        for (f, enc, want) in cases {
+            let mut frames = Vec::new();
+            frame::encode_into(&f, enc, None, &mut frames);
+            let ev = events_after(PLAIN_101, frames, &[], 1 << 20).await;
+            let v = violation(&ev);
+            assert!(v.contains(want), "{v}");
+            assert!(v.contains("RFC 6455 §5.2"), "{v}");
+        }
+        // Minimal encodings at the boundaries pass.
+        let mut frames = Vec::new();
+        for len in [0usize, 125, 126, 65535, 65536] {
+            frames.extend(frame::encode(&Frame::binary(vec![1; len])));
+        }
+        let ev = events_after(PLAIN_101, frames, &[], 1 << 20).await;
+        let messages = ev
+            .iter()
+            .filter(|e| matches!(e, Event::Message { .. }))
+            .count();
+        assert_eq!(messages, 5, "{ev:?}");
+        assert!(!ev.iter().any(|e| matches!(e, Event::Violation(_))));
+    }
+
+    /// A target that sends close 1009 and stops reading: a write blocked on
+    /// it ends as soon as the close is read (not after the stall timeout),
+    /// and the close is there for the expectations.
+    #[tokio::test]
+    async fn a_close_while_a_write_is_blocked_ends_the_write() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = s.write_all(PLAIN_101.as_bytes()).await;
+            let _ = s
+                .write_all(&frame::encode(&Frame::close(Some(1009), b"")))
+                .await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let limits = Limits {
+            io_timeout: Duration::from_secs(3),
+            max_message: 1 << 20,
+            max_streamed: 1 << 20,
+        };
+        let mut c = Conn::start(stream, Transcript::new(), limits);
+        c.write(b"GET / HTTP/1.1\r\n\r\n", None).await.unwrap();
+        let started = Instant::now();
+        // Far more than socket buffers hold: the write blocks.
+        c.write(&vec![0u8; 64 << 20], None).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let until = Instant::now() + Duration::from_secs(2);
+        assert!(matches!(c.next(until).await, Some(Event::Response(_))));
+        assert!(matches!(
+            c.next(until).await,
+            Some(Event::Close {
+                code: Some(1009),
+                ..
+            })
+        ));
+        // Later writes are skipped.
+        c.write(b"more", None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn references_beyond_the_agreed_server_window_are_violations() {
+        let response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9\r\n\r\n";
+        // 600 incompressible bytes twice: the second copy is 600 bytes back.
+        let noise: Vec<u8> = crate::case::payload::pattern(600);
+        let message = noise.repeat(2);
+        let offer = ["permessage-deflate; server_max_window_bits=9"];
+        let wide = Compressor::with_params(15, false, 6).compress(&message);
+        let ev = events_after(
+            response,
+            frame(Opcode::Binary, 4, true, &wide),
+            &offer,
+            1 << 20,
+        )
+        .await;
+        let v = violation(&ev);
+        assert!(
+            v.contains("refers 600 bytes back, beyond the agreed window of 512 bytes"),
+            "{v}"
+        );
+        // Within the window (zlib with 9 bits) it inflates and passes.
+        let narrow = Compressor::with_params(9, false, 6).compress(&message);
+        let ev = events_after(
+            response,
+            frame(Opcode::Binary, 4, true, &narrow),
+            &offer,
+            1 << 20,
+        )
+        .await;
+        assert!(
+            matches!(&ev[0], Event::Message { payload, .. } if *payload == message),
+            "{ev:?}"
+        );
     }
 
     #[tokio::test]

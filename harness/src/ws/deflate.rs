@@ -756,26 +756,46 @@ impl Decompressor {
     /// Inflates the whole payload of one compressed message (all its frames
     /// concatenated). Never holds more than `max_output` + 16 KiB of output.
     ///
-    /// The window size is not enforced: zlib-rs keeps a 32 KiB window
-    /// whatever the window bits, so a peer that compresses with a larger
-    /// window than agreed is not detected (that needs a decoder that checks
-    /// distances).
+    /// The window size is not enforced here: zlib-rs keeps a 32 KiB window
+    /// whatever the window bits. The connection reader measures the
+    /// references in the compressed data instead ([`super::lz77`]).
     ///
     /// An empty payload is taken as an empty message without touching the
     /// DEFLATE state (a conforming sender emits at least one byte, `00`).
     /// After an error the state is reset; the connection is to be failed.
     pub fn decompress(&mut self, payload: &[u8]) -> Result<Vec<u8>, InflateError> {
-        if payload.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut out = Vec::new();
+        let max = self.max_output;
+        self.decompress_with(payload, &mut |piece| {
+            if out.capacity() - out.len() < piece.len() {
+                // Grow geometrically, but never past the cap.
+                let want = out.capacity().max(STEP).min(max - out.len());
+                out.reserve_exact(want.max(piece.len()));
+            }
+            out.extend_from_slice(piece);
+        })?;
+        Ok(out)
+    }
+
+    /// [`Self::decompress`], handing the output to `sink` piece by piece
+    /// (at most 16 KiB each) instead of collecting it: a message of any
+    /// size up to `max_output` inflates in bounded memory.
+    pub fn decompress_with(
+        &mut self,
+        payload: &[u8],
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), InflateError> {
+        if payload.is_empty() {
+            return Ok(());
+        }
+        let mut produced = 0usize;
         let result = self
-            .run(payload, &mut out)
-            .and_then(|()| self.run(&TAIL, &mut out));
+            .run(payload, &mut produced, sink)
+            .and_then(|()| self.run(&TAIL, &mut produced, sink));
         if result.is_err() || self.no_context_takeover {
             self.restart(false);
         }
-        result.map(|()| out)
+        result
     }
 
     /// Starts a new DEFLATE stream, primed with the history when the window
@@ -794,7 +814,12 @@ impl Decompressor {
         }
     }
 
-    fn run(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), InflateError> {
+    fn run(
+        &mut self,
+        mut input: &[u8],
+        total: &mut usize,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), InflateError> {
         // The stripped tail after a final block is not part of any stream.
         if self.fresh_after_end && input == TAIL {
             return Ok(());
@@ -802,7 +827,7 @@ impl Decompressor {
         let mut buf = [0u8; STEP];
         while !input.is_empty() {
             self.fresh_after_end = false;
-            let allowed = self.max_output - out.len();
+            let allowed = self.max_output - *total;
             // One byte more than allowed reveals an excess.
             let room = STEP.min(allowed.saturating_add(1));
             let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
@@ -817,12 +842,8 @@ impl Decompressor {
                     limit: self.max_output,
                 });
             }
-            if out.capacity() - out.len() < produced {
-                // Grow geometrically, but never past the cap.
-                let want = out.capacity().max(STEP).min(self.max_output - out.len());
-                out.reserve_exact(want.max(produced));
-            }
-            out.extend_from_slice(&buf[..produced]);
+            sink(&buf[..produced]);
+            *total += produced;
             if !self.no_context_takeover {
                 self.history.extend_from_slice(&buf[..produced]);
                 let w = 1usize << self.window_bits;

@@ -79,6 +79,92 @@ pub fn generate(kind: GenKind, offset: usize, size: usize) -> Vec<u8> {
     }
 }
 
+/// The bytes of [`generate`], produced piece by piece without holding the
+/// whole slice: for messages above the harness's buffer cap. `zeros`,
+/// `binary` and `random` stream at any size; `json` and `prose` only within
+/// their cached head (their text is not addressable by offset).
+pub struct ChunkStream {
+    kind: GenKind,
+    at: usize,
+    end: usize,
+    /// `random`: the state of [`crate::case::payload::pattern`]'s xorshift.
+    x: u32,
+    /// `json` and `prose`: the whole (small) slice.
+    held: Vec<u8>,
+}
+
+impl ChunkStream {
+    pub fn new(kind: GenKind, offset: usize, size: usize) -> Result<ChunkStream, String> {
+        let end = offset.saturating_add(size);
+        let mut s = ChunkStream {
+            kind,
+            at: offset,
+            end,
+            x: 0x9e37_79b9,
+            held: Vec::new(),
+        };
+        match kind {
+            GenKind::Json | GenKind::Prose => {
+                if end.saturating_add(8) > CACHED {
+                    return Err(format!(
+                        "a {} payload of {size} bytes cannot be streamed (only zeros, binary and random stream beyond {CACHED} bytes)",
+                        kind.name()
+                    ));
+                }
+                s.held = generate(kind, offset, size);
+                s.at = 0;
+                s.end = size;
+            }
+            GenKind::Random => {
+                for _ in 0..offset {
+                    s.random_byte();
+                }
+            }
+            GenKind::Zeros | GenKind::Binary => {}
+        }
+        Ok(s)
+    }
+
+    fn random_byte(&mut self) -> u8 {
+        // `crate::case::payload::pattern`, continued byte by byte.
+        self.x ^= self.x << 13;
+        self.x ^= self.x >> 17;
+        self.x ^= self.x << 5;
+        (self.x >> 24) as u8
+    }
+
+    /// The next piece of at most `max` bytes (`None` at the end).
+    pub fn next_piece(&mut self, max: usize) -> Option<Vec<u8>> {
+        let n = (self.end - self.at).min(max.max(1));
+        if n == 0 {
+            return None;
+        }
+        let from = self.at;
+        self.at += n;
+        Some(match self.kind {
+            GenKind::Zeros => vec![0; n],
+            GenKind::Binary => (from..from + n).map(binary_byte).collect(),
+            GenKind::Random => (0..n).map(|_| self.random_byte()).collect(),
+            GenKind::Json | GenKind::Prose => self.held[from..from + n].to_vec(),
+        })
+    }
+}
+
+/// [`ChunkStream`] handed to `f` in pieces of at most `chunk` bytes.
+pub fn for_each_chunk(
+    kind: GenKind,
+    offset: usize,
+    size: usize,
+    chunk: usize,
+    f: &mut dyn FnMut(&[u8]),
+) -> Result<(), String> {
+    let mut s = ChunkStream::new(kind, offset, size)?;
+    while let Some(piece) = s.next_piece(chunk) {
+        f(&piece);
+    }
+    Ok(())
+}
+
 /// `size` bytes of valid UTF-8 from `stream` (valid UTF-8 with at least 4
 /// bytes after `offset + size`): starts at the first character boundary at
 /// or after `offset`, ends at a boundary, padded with spaces.
@@ -215,6 +301,41 @@ fn binary_byte(i: usize) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_equal_the_whole_slice() {
+        for kind in [
+            GenKind::Zeros,
+            GenKind::Binary,
+            GenKind::Random,
+            GenKind::Json,
+            GenKind::Prose,
+        ] {
+            for (offset, size, chunk) in [
+                (0, 0, 7),
+                (0, 1000, 7),
+                (123, 5000, 1024),
+                (4096, 3 << 20, 1 << 20),
+            ] {
+                if !matches!(kind, GenKind::Zeros | GenKind::Binary | GenKind::Random)
+                    && size > 5000
+                {
+                    continue;
+                }
+                let mut got = Vec::new();
+                for_each_chunk(kind, offset, size, chunk, &mut |c| {
+                    assert!(c.len() <= chunk);
+                    got.extend_from_slice(c);
+                })
+                .unwrap();
+                assert!(
+                    got == generate(kind, offset, size),
+                    "{kind:?} {offset} {size}"
+                );
+            }
+        }
+        assert!(for_each_chunk(GenKind::Json, 0, 64 << 20, 1 << 20, &mut |_| {}).is_err());
+    }
 
     #[test]
     fn slices_are_deterministic_and_overlap() {

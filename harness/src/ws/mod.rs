@@ -3,8 +3,10 @@
 
 pub mod conn;
 pub mod deflate;
+pub mod digest;
 pub mod frame;
 pub mod generator;
 pub mod handshake;
+pub mod lz77;
 pub mod run;
 pub mod step;

@@ -6,6 +6,7 @@ use tokio::net::TcpStream;
 
 use super::conn::{Conn, Event, FloodEnd, Limits, kind_name};
 use super::deflate::{self, Agreed, Compressor, Offer};
+use super::digest::{self, Digest, Digester};
 use super::frame::{self, Frame, Opcode};
 use super::generator::{self, GenKind};
 use super::handshake::{Request, Response, random_key};
@@ -185,7 +186,7 @@ pub async fn run(
         }
     };
     let mut d = Driver {
-        conn: Conn::start(stream, t.clone(), limits(settings)),
+        conn: Conn::start(stream, t.clone(), limits(settings, caps)),
         t,
         settings,
         caps,
@@ -219,10 +220,16 @@ pub async fn run(
     d.run
 }
 
-fn limits(settings: Settings) -> Limits {
+/// Messages up to `max_message` are held whole; larger ones are digested
+/// as they stream, up to what the cases can make the target send: the
+/// declared `ws.max_message_size` plus the 1 MiB the cases go above it,
+/// with room to spare. Beyond that a message is hostile, not compared.
+fn limits(settings: Settings, caps: &Capabilities) -> Limits {
+    let declared = caps.profile.ws.max_message_size.unwrap_or(0);
     Limits {
         io_timeout: settings.timeout,
         max_message: settings.max_message,
+        max_streamed: settings.max_message.max(declared.saturating_add(16 << 20)),
     }
 }
 
@@ -247,6 +254,63 @@ fn describe_expected(kind: MessageType, payload: &[u8]) -> String {
         payload.len(),
         preview(payload)
     )
+}
+
+/// The message an `expect_message` waits for.
+enum Want {
+    Whole(Vec<u8>),
+    /// Above the buffer cap: its digest, and the generator kind.
+    Streamed(Digest, &'static str),
+}
+
+impl Want {
+    fn len(&self) -> u64 {
+        match self {
+            Want::Whole(w) => w.len() as u64,
+            Want::Streamed(d, _) => d.len,
+        }
+    }
+
+    fn describe(&self, kind: MessageType) -> String {
+        match self {
+            Want::Whole(w) => describe_expected(kind, w),
+            Want::Streamed(d, gen_kind) => format!(
+                "{} message of {} bytes: {gen_kind} (generated, compared as it streams)",
+                kind_name(kind),
+                d.len
+            ),
+        }
+    }
+
+    /// `None` if the received message (its payload, or digest if it was
+    /// too large to hold) is this one; else where it first differs.
+    fn difference(&self, payload: &[u8], digest: Option<&Digest>) -> Option<String> {
+        let whole_digest = |bytes: &[u8]| {
+            let mut d = Digester::default();
+            d.update(bytes);
+            d.finish()
+        };
+        let at = match (self, digest) {
+            (Want::Whole(w), None) => {
+                if payload == w.as_slice() {
+                    return None;
+                }
+                let at = payload
+                    .iter()
+                    .zip(w)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(payload.len().min(w.len()));
+                return Some(format!("first difference at byte {at}"));
+            }
+            (Want::Whole(w), Some(d)) => d.first_difference(&whole_digest(w)),
+            (Want::Streamed(w, _), Some(d)) => d.first_difference(w),
+            (Want::Streamed(w, _), None) => whole_digest(payload).first_difference(w),
+        }?;
+        Some(format!(
+            "first difference in the {} bytes from byte {at}",
+            digest::CHUNK
+        ))
+    }
 }
 
 fn mib(n: u64) -> String {
@@ -382,6 +446,20 @@ impl Driver<'_> {
     /// The size and bytes of a generated payload; `sent`: for a message
     /// being sent (else one expected), which picks the counter k.
     fn generated(&mut self, g: &Generate, sent: bool) -> Result<(usize, Vec<u8>), Stop> {
+        let (size, offset) = self.generated_at(g, sent)?;
+        let cap = self.settings.max_message.saturating_add(16 << 20);
+        if size as u64 > cap {
+            return Err(Stop::Error(format!(
+                "a generated payload of {size} bytes in one piece is above the harness cap of {} bytes (only whole messages stream)",
+                self.settings.max_message
+            )));
+        }
+        Ok((size, generator::generate(g.kind, offset, size)))
+    }
+
+    /// The size and stream offset of the next generated payload (sent or
+    /// expected), without producing it.
+    fn generated_at(&mut self, g: &Generate, sent: bool) -> Result<(usize, usize), Stop> {
         let counter = if sent {
             &mut self.generated_sent
         } else {
@@ -390,19 +468,21 @@ impl Driver<'_> {
         let k = *counter;
         *counter += 1;
         let size = generated_size(g, self.caps)?;
-        let cap = self.settings.max_message.saturating_add(16 << 20);
-        if size as u64 > cap {
-            return Err(Stop::Error(format!(
-                "a generated payload of {size} bytes is above the harness cap of {} bytes",
-                self.settings.max_message
-            )));
-        }
         let offset = (k as usize)
             .checked_mul(g.advance.unwrap_or(size / 2))
             .and_then(|o| o.checked_add(g.offset))
             .filter(|o| *o <= MAX_GENERATED_OFFSET)
             .ok_or_else(|| Stop::Error("generated payload offset beyond 16 MiB".into()))?;
-        Ok((size, generator::generate(g.kind, offset, size)))
+        Ok((size, offset))
+    }
+
+    /// A generated payload too large to hold, as its digest (produced in
+    /// chunks).
+    fn streamed_digest(&self, g: &Generate, offset: usize, size: usize) -> Result<Digest, Stop> {
+        let mut d = Digester::default();
+        generator::for_each_chunk(g.kind, offset, size, digest::CHUNK, &mut |c| d.update(c))
+            .map_err(Stop::Error)?;
+        Ok(d.finish())
     }
 
     /// `bytes` compressed with the connection's compressor, if `compress`.
@@ -651,7 +731,7 @@ impl Driver<'_> {
                     })?;
                 // Dropping the old connection aborts its reader and closes it.
                 let quiet = self.conn.quiet();
-                self.conn = Conn::start(stream, self.t.clone(), limits(self.settings));
+                self.conn = Conn::start(stream, self.t.clone(), limits(self.settings, self.caps));
                 self.conn.set_quiet(quiet);
                 self.key = None;
                 self.offered.clear();
@@ -823,6 +903,19 @@ impl Driver<'_> {
                 "compress: permessage-deflate is not in force, the message goes uncompressed",
             );
         }
+        if let Some(g) = &m.generate
+            && !(deflating && g.kind == GenKind::Zeros)
+            && generated_size(g, self.caps)? as u64 > self.settings.max_message
+        {
+            if deflating {
+                return Err(Stop::Error(format!(
+                    "a compressed {} message above the harness cap of {} bytes: only zeros are compressed without being held",
+                    g.kind.name(),
+                    self.settings.max_message
+                )));
+            }
+            return self.stream_message(m, g).await;
+        }
         // What the message is (for the transcript) and what goes on the wire.
         let (plain_len, shown, payload) = match &m.generate {
             Some(g) if deflating && g.kind == GenKind::Zeros => {
@@ -886,6 +979,73 @@ impl Driver<'_> {
             self.t.out(line);
         }
         self.write(&out, m.chop).await
+    }
+
+    /// A generated message above the buffer cap, produced as it is sent:
+    /// frame headers, then each payload in chunks masked at their offset.
+    async fn stream_message(&mut self, m: &MessageSpec, g: &Generate) -> Result<(), Stop> {
+        let (size, offset) = self.generated_at(g, true)?;
+        let mut src = generator::ChunkStream::new(g.kind, offset, size).map_err(Stop::Error)?;
+        let frag = m.fragment.unwrap_or(size).max(1);
+        let n = size.div_ceil(frag).max(1);
+        self.sent.message(size, n);
+        if !self.conn.quiet() {
+            let mut line = format!(
+                "{} message of {size} bytes: {} (generated as it is sent)",
+                kind_name(m.kind),
+                g.kind.name()
+            );
+            if n > 1 {
+                line.push_str(&format!(" in {n} fragments of {frag}"));
+            }
+            if let Some(c) = m.chop {
+                line.push_str(&format!(" (in chops of {c})"));
+            }
+            self.t.out(line);
+        }
+        let mut out = Vec::with_capacity(digest::CHUNK + 64);
+        for i in 0..n {
+            let len = if i + 1 == n {
+                size - frag * (n - 1)
+            } else {
+                frag
+            };
+            let key = fastrand::u32(..).to_be_bytes();
+            let head = Frame {
+                fin: i + 1 == n,
+                rsv: 0,
+                opcode: match (i, m.kind) {
+                    (0, MessageType::Text) => Opcode::Text,
+                    (0, MessageType::Binary) => Opcode::Binary,
+                    _ => Opcode::Continuation,
+                },
+                mask: Some(key),
+                payload: Vec::new(),
+            };
+            frame::encode_into(
+                &head,
+                frame::LengthEncoding::Minimal,
+                Some(len as u64),
+                &mut out,
+            );
+            let mut pos = 0;
+            while pos < len {
+                let Some(mut piece) = src.next_piece((len - pos).min(digest::CHUNK)) else {
+                    return Err(Stop::Error("the generated stream ended early".into()));
+                };
+                frame::apply_mask(&mut piece, key, pos);
+                pos += piece.len();
+                out.extend_from_slice(&piece);
+                if out.len() >= digest::CHUNK {
+                    self.write(&out, m.chop).await?;
+                    out.clear();
+                }
+            }
+        }
+        if !out.is_empty() {
+            self.write(&out, m.chop).await?;
+        }
+        Ok(())
     }
 
     async fn flood(&mut self, f: &FloodSpec) -> Result<(), Stop> {
@@ -1037,18 +1197,18 @@ impl Driver<'_> {
     async fn expect_message(&mut self, m: &ExpectMessage) -> Result<(), Stop> {
         let want = match &m.generate {
             Some(g) => {
-                let (n, bytes) = self.generated(g, false)?;
-                if n as u64 > self.settings.max_message {
-                    return Err(Stop::Error(format!(
-                        "the case expects a message of {n} bytes, above the harness cap of {} bytes",
-                        self.settings.max_message
-                    )));
+                let (n, offset) = self.generated_at(g, false)?;
+                if n as u64 <= self.settings.max_message {
+                    Want::Whole(generator::generate(g.kind, offset, n))
+                } else {
+                    // Too large to hold: compared by digest, chunk by chunk.
+                    let digest = self.streamed_digest(g, offset, n)?;
+                    Want::Streamed(digest, g.kind.name())
                 }
-                bytes
             }
-            None => m.payload.bytes(),
+            None => Want::Whole(m.payload.bytes()),
         };
-        let mut expected = describe_expected(m.kind, &want);
+        let mut expected = want.describe(m.kind);
         match m.compressed {
             Compressed::Any => {}
             Compressed::Yes => expected.push_str(", compressed"),
@@ -1064,8 +1224,9 @@ impl Driver<'_> {
                 kind: k,
                 payload,
                 compressed,
+                digest,
                 ..
-            } if *k == kind && *payload == want => {
+            } if *k == kind && want.difference(payload, digest.as_ref()).is_none() => {
                 let form_ok = match m.compressed {
                     Compressed::Any => true,
                     Compressed::Yes => *compressed,
@@ -1087,17 +1248,19 @@ impl Driver<'_> {
                 Err(Stop::Failed(f))
             }
             Event::Message {
-                kind: k, payload, ..
+                kind: k,
+                payload,
+                digest,
+                ..
             } if *k == kind && m.level != Some(Level::Should) => {
-                let at = payload
-                    .iter()
-                    .zip(&want)
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(payload.len().min(want.len()));
+                let (got, diff) = (
+                    digest.as_ref().map_or(payload.len() as u64, |d| d.len),
+                    want.difference(payload, digest.as_ref())
+                        .unwrap_or_default(),
+                );
                 Err(mismatch(
                     format!(
-                        "echo differs from what was sent: {} bytes instead of {}, first difference at byte {at}",
-                        payload.len(),
+                        "echo differs from what was sent: {got} bytes instead of {}, {diff}",
                         want.len()
                     ),
                     expected,
