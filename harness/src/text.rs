@@ -38,6 +38,11 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
     }
 }
 
+/// `1 byte`, `125 bytes`.
+pub fn bytes(n: usize) -> String {
+    count(n, "byte", "bytes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +57,7 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(300)), "5m");
         assert_eq!(count(1, "case", "cases"), "1 case");
         assert_eq!(count(0, "case", "cases"), "0 cases");
+        assert_eq!(bytes(1), "1 byte");
+        assert_eq!(bytes(125), "125 bytes");
     }
 }

@@ -656,9 +656,9 @@ fn describe_event(ev: &parser::Event, class: Class, published: &[Published]) -> 
         ""
     };
     format!(
-        "{other}{kind} {} ({} bytes, {id})",
+        "{other}{kind} {} ({}, {id})",
         preview(ev.data.as_bytes()),
-        ev.data.len()
+        crate::text::bytes(ev.data.len())
     )
 }
 
@@ -1312,9 +1312,9 @@ impl Driver<'_> {
                 None => String::new(),
             };
             format!(
-                "publish #{n}: data {} ({} bytes{id})",
+                "publish #{n}: data {} ({}{id})",
                 preview(data.as_bytes()),
-                data.len()
+                crate::text::bytes(data.len())
             )
         };
         if fence {
@@ -1440,12 +1440,16 @@ impl Driver<'_> {
                         "no response head within {w}: headers must be sent at once, before any event (HTML §9.2.2 announces the connection on the response)"
                     ),
                     format!("the response head within {w}"),
-                    format!("nothing after {waited:?}"),
+                    format!("nothing after {}", crate::text::duration(waited)),
                 ),
                 None => match s.head_overdue(self.settings.timeout) {
                     Some(p) => p,
                     None => fail(
-                        format!("no response within {waited:?} ({})", self.ended_by(None)),
+                        format!(
+                            "no response within {} ({})",
+                            crate::text::duration(waited),
+                            self.ended_by(None)
+                        ),
                         expected,
                         "nothing",
                     ),
@@ -1462,7 +1466,7 @@ impl Driver<'_> {
                         took.as_secs_f64() * 1e3
                     ),
                     format!("the response head within {w}"),
-                    format!("after {took:?}"),
+                    format!("after {}", crate::text::duration(took)),
                 ));
             }
         }
@@ -1747,7 +1751,10 @@ impl Driver<'_> {
                             self.ended_by(hard)
                         ),
                     };
-                    self.t.note(format!("[{name}] gave up after {waited:?}"));
+                    self.t.note(format!(
+                        "[{name}] gave up after {}",
+                        crate::text::duration(waited)
+                    ));
                     return Err(fail(reason, expected, got(&matched, &other, other_count)));
                 }
                 Next::Ended => {
@@ -2097,8 +2104,8 @@ impl Driver<'_> {
                     }
                     return Err(fail(
                         format!(
-                            "stream {name} ended while idle, after {:?}",
-                            start.elapsed()
+                            "stream {name} ended while idle, after {}",
+                            crate::text::duration(start.elapsed())
                         ),
                         expected,
                         "the stream ended",
@@ -2146,8 +2153,8 @@ impl Driver<'_> {
                 };
                 return Err(fail(
                     format!(
-                        "stream {name} is still open after {:?} ({why})",
-                        start.elapsed()
+                        "stream {name} is still open after {} ({why})",
+                        crate::text::duration(start.elapsed())
                     ),
                     "the target ends the response body",
                     "still open",

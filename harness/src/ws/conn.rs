@@ -72,13 +72,14 @@ impl Event {
                 }
                 let len = digest.as_ref().map_or(payload.len() as u64, |d| d.len);
                 format!(
-                    "{} message of {len} bytes{frag}: {}",
+                    "{} message of {}{frag}: {}",
                     kind_name(*kind),
+                    crate::text::bytes(len as usize),
                     preview(payload)
                 )
             }
-            Event::Ping(p) => format!("ping of {} bytes: {}", p.len(), preview(p)),
-            Event::Pong(p) => format!("pong of {} bytes: {}", p.len(), preview(p)),
+            Event::Ping(p) => format!("ping of {}: {}", crate::text::bytes(p.len()), preview(p)),
+            Event::Pong(p) => format!("pong of {}: {}", crate::text::bytes(p.len()), preview(p)),
             Event::Close { code, reason } => match code {
                 Some(c) if reason.is_empty() => format!("close {c}"),
                 Some(c) => format!("close {c} {}", preview(reason)),
@@ -986,8 +987,9 @@ impl Reader {
                     None => preview(&body.whole),
                 };
                 self.transcript.inbound(format!(
-                    "  inflated {wire} bytes to {} bytes: {shown}",
-                    body.len()
+                    "  inflated {} to {}: {shown}",
+                    crate::text::bytes(wire as usize),
+                    crate::text::bytes(body.len() as usize)
                 ));
             }
             body

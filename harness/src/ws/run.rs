@@ -249,9 +249,9 @@ fn mismatch(reason: impl Into<String>, expected: impl Into<String>, got: &Event)
 
 fn describe_expected(kind: MessageType, payload: &[u8]) -> String {
     format!(
-        "{} message of {} bytes: {}",
+        "{} message of {}: {}",
         kind_name(kind),
-        payload.len(),
+        crate::text::bytes(payload.len()),
         preview(payload)
     )
 }
@@ -703,7 +703,11 @@ impl Driver<'_> {
                     return Ok(());
                 }
                 let bytes = r.bytes.bytes();
-                self.out(format!("raw {} bytes: {}", bytes.len(), preview(&bytes)));
+                self.out(format!(
+                    "raw {}: {}",
+                    crate::text::bytes(bytes.len()),
+                    preview(&bytes)
+                ));
                 self.write(&bytes, r.chop).await
             }
             Step::Upgrade(u) => self.upgrade(u).await,
@@ -964,11 +968,15 @@ impl Driver<'_> {
         self.sent.message(plain_len, n);
         if !self.conn.quiet() {
             let mut line = format!(
-                "{} message of {plain_len} bytes: {shown}",
-                kind_name(m.kind)
+                "{} message of {}: {shown}",
+                kind_name(m.kind),
+                crate::text::bytes(plain_len as usize)
             );
             if deflating {
-                line.push_str(&format!(", compressed to {} bytes (rsv=4)", payload.len()));
+                line.push_str(&format!(
+                    ", compressed to {} (rsv=4)",
+                    crate::text::bytes(payload.len())
+                ));
             }
             if n > 1 {
                 line.push_str(&format!(" in {n} fragments of {size}"));
@@ -1176,7 +1184,11 @@ impl Driver<'_> {
 
     async fn expect_pong(&mut self, p: &ExpectPong) -> Result<(), Stop> {
         let want = p.payload.bytes();
-        let expected = format!("pong of {} bytes: {}", want.len(), preview(&want));
+        let expected = format!(
+            "pong of {}: {}",
+            crate::text::bytes(want.len()),
+            preview(&want)
+        );
         let started = Instant::now();
         self.expect_event(
             p.level,
