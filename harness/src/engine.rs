@@ -203,6 +203,16 @@ fn needs_confirmation(r: &CaseResult, settings: Settings) -> bool {
     ) && r.duration >= settings.timeout.mul_f64(0.9)
 }
 
+/// Counts a final result and tells the reporters.
+fn finished(on_event: &mut impl FnMut(Event<'_>), done: &mut usize, total: usize, r: &CaseResult) {
+    *done += 1;
+    on_event(Event::CaseFinished {
+        result: r,
+        done: *done,
+        total,
+    });
+}
+
 enum Msg {
     Started(usize),
     Done(usize, Box<CaseResult>),
@@ -285,8 +295,7 @@ pub async fn run(
                         results[i] = Some(r);
                     } else {
                         let r = finalize(r);
-                        done += 1;
-                        on_event(Event::CaseFinished { result: &r, done, total: n });
+                        finished(&mut on_event, &mut done, n, &r);
                         results[i] = Some(r);
                     }
                 }
@@ -344,12 +353,7 @@ pub async fn run(
                 reproduced_in_a_row = 0;
             }
             let r = finalize(first.confirmed_by(second));
-            done += 1;
-            on_event(Event::CaseFinished {
-                result: &r,
-                done,
-                total: n,
-            });
+            finished(&mut on_event, &mut done, n, &r);
             results[i] = Some(r);
         }
     }
@@ -360,12 +364,7 @@ pub async fn run(
                 r
             } else {
                 let r = finalize(r);
-                done += 1;
-                on_event(Event::CaseFinished {
-                    result: &r,
-                    done,
-                    total: n,
-                });
+                finished(&mut on_event, &mut done, n, &r);
                 r
             };
             results[i] = Some(r);
@@ -398,12 +397,7 @@ pub async fn run(
                         ),
                     )
                 };
-                on_event(Event::CaseFinished {
-                    result: &r,
-                    done: done + 1,
-                    total: n,
-                });
-                done += 1;
+                finished(&mut on_event, &mut done, n, &r);
                 out.push(r);
             }
             (None, _) => not_run.push(case.id.clone()),

@@ -988,7 +988,7 @@ impl Reader {
                 };
                 self.transcript.inbound(format!(
                     "  inflated {} to {}: {shown}",
-                    crate::text::bytes(wire as usize),
+                    crate::text::bytes(wire),
                     crate::text::bytes(body.len() as usize)
                 ));
             }

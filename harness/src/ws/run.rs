@@ -970,7 +970,7 @@ impl Driver<'_> {
             let mut line = format!(
                 "{} message of {}: {shown}",
                 kind_name(m.kind),
-                crate::text::bytes(plain_len as usize)
+                crate::text::bytes(plain_len)
             );
             if deflating {
                 line.push_str(&format!(
