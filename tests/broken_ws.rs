@@ -1437,6 +1437,40 @@ async fn accepting_invalid_offers_fails_ws_deflate() {
     .await;
 }
 
+/// Node ws answers 400 to an unusual offer: every decline case it fails,
+/// it fails for that one reason, and the report groups them as one finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejecting_unusual_offers_is_one_finding() {
+    let results = run_some(
+        Fault::RejectsUnusualOffers,
+        &deflate_caps(),
+        &[DEFLATE],
+        ECHO_MATRIX,
+    )
+    .await;
+    let failed: Vec<CaseResult> = results
+        .values()
+        .filter(|r| r.outcome == Outcome::Fail)
+        .cloned()
+        .collect();
+    assert!(failed.len() >= 5, "{failed:#?}");
+    for r in &failed {
+        assert!(r.id.starts_with("ws.deflate.decline-"), "{}: {}", r.id, r.reason);
+    }
+    let groups = pushspec::report::findings(&failed);
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    assert_eq!(groups[0].cases.len(), failed.len());
+    for r in results.values().filter(|r| r.outcome != Outcome::Fail) {
+        assert!(
+            matches!(r.outcome, Outcome::Pass | Outcome::Info | Outcome::Unsupported),
+            "{}: {} {}",
+            r.id,
+            r.outcome,
+            r.reason
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeping_the_server_context_fails_ws_deflate() {
     // Every case with server_no_context_takeover agreed and more than one

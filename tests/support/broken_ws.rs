@@ -102,6 +102,10 @@ pub enum Fault {
     IgnoresOrigin,
     /// Answers an offered `Sec-WebSocket-Extensions` by echoing it back.
     EchoesUnknownExtension,
+    /// Answers 400 to a permessage-deflate offer with an unknown parameter
+    /// or a malformed value, instead of declining the offer (as Node ws
+    /// does): one cause behind every `ws.deflate.decline-*` failure.
+    RejectsUnusualOffers,
     /// Takes the first `Host` and `Sec-WebSocket-Version` line and ignores
     /// duplicates (a missing Host is still refused).
     IgnoresDuplicateHeaders,
@@ -411,6 +415,25 @@ fn extension_elements(lines: &[&[u8]]) -> Option<Vec<Element>> {
 
 /// Picks the first acceptable permessage-deflate offer: the agreement and
 /// the answer's value.
+/// A permessage-deflate offer with a parameter RFC 7692 does not define, a
+/// value where none belongs, or a window size out of range.
+fn unusual_offer(lines: &[&[u8]]) -> bool {
+    let Some(elements) = extension_elements(lines) else {
+        return !lines.is_empty();
+    };
+    elements
+        .iter()
+        .filter(|(name, _)| name == "permessage-deflate")
+        .any(|(_, params)| {
+            params.iter().any(|(k, v)| match k.as_str() {
+                "server_no_context_takeover" | "client_no_context_takeover" => v.is_some(),
+                "server_max_window_bits" => v.as_deref().and_then(window_bits).is_none(),
+                "client_max_window_bits" => v.as_deref().is_some_and(|v| window_bits(v).is_none()),
+                _ => true,
+            })
+        })
+}
+
 fn negotiate_deflate(lines: &[&[u8]], fault: Fault) -> Option<(Agreed, String)> {
     let elements = extension_elements(lines)?;
     for (name, params) in elements {
@@ -556,6 +579,9 @@ fn answer(req: &httparse::Request<'_, '_>, fault: Fault) -> Answer {
     }
     // permessage-deflate is the only extension the fixture supports.
     let offers = values(h, "Sec-WebSocket-Extensions");
+    if fault == Fault::RejectsUnusualOffers && unusual_offer(&offers) {
+        return Answer::reject(400, "Bad Request");
+    }
     let (deflate, extensions) = match offers.first() {
         Some(offer) if fault == Fault::EchoesUnknownExtension => {
             (None, Some(String::from_utf8_lossy(offer).into_owned()))
