@@ -1437,6 +1437,58 @@ async fn accepting_invalid_offers_fails_ws_deflate() {
     .await;
 }
 
+/// A verdict decided by machine load (issue 8, point 2): a bomb the target
+/// refuses correctly, but more slowly than the idle timeout. The first
+/// attempt fails on the deadline; run again alone with a longer one, it
+/// passes, so the case is flaky, not failing. Without confirmation it
+/// would fail the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_inflate_is_confirmed_and_reported_flaky_not_failed() {
+    let addr = spawn(Fault::InflatesSlowly).await;
+    let bomb: Vec<Case> = cases()
+        .iter()
+        .filter(|c| c.id == "ws.deflate.bomb")
+        .cloned()
+        .collect();
+    assert_eq!(bomb.len(), 1);
+    let plan = |confirm| pushspec::engine::Plan {
+        cases: bomb.clone(),
+        targets: Targets {
+            ws: Some(pushspec::target::parse_ws(&format!("ws://{addr}/")).unwrap()),
+            sse: None,
+        },
+        settings: Settings {
+            timeout: Duration::from_secs(2),
+            max_message: 64 << 20,
+        },
+        capabilities: deflate_caps(),
+        known_failing: None,
+        strict: false,
+        jobs: 1,
+        confirm,
+        run_budget: None,
+    };
+    let unconfirmed = pushspec::engine::run(plan(false), |_| {}, std::future::pending())
+        .await
+        .results;
+    assert_eq!(
+        unconfirmed[0].outcome,
+        Outcome::Fail,
+        "{:?}",
+        unconfirmed[0].reason
+    );
+    let confirmed = pushspec::engine::run(plan(true), |_| {}, std::future::pending())
+        .await
+        .results;
+    let r = &confirmed[0];
+    assert_eq!(r.outcome, Outcome::Pass, "{}", r.reason);
+    assert!(r.flaky);
+    assert_eq!(
+        r.first_attempt.as_ref().map(|a| a.outcome),
+        Some(Outcome::Fail)
+    );
+}
+
 /// Node ws answers 400 to an unusual offer: every decline case it fails,
 /// it fails for that one reason, and the report groups them as one finding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1455,14 +1507,22 @@ async fn rejecting_unusual_offers_is_one_finding() {
         .collect();
     assert!(failed.len() >= 5, "{failed:#?}");
     for r in &failed {
-        assert!(r.id.starts_with("ws.deflate.decline-"), "{}: {}", r.id, r.reason);
+        assert!(
+            r.id.starts_with("ws.deflate.decline-"),
+            "{}: {}",
+            r.id,
+            r.reason
+        );
     }
     let groups = pushspec::report::findings(&failed);
     assert_eq!(groups.len(), 1, "{groups:#?}");
     assert_eq!(groups[0].cases.len(), failed.len());
     for r in results.values().filter(|r| r.outcome != Outcome::Fail) {
         assert!(
-            matches!(r.outcome, Outcome::Pass | Outcome::Info | Outcome::Unsupported),
+            matches!(
+                r.outcome,
+                Outcome::Pass | Outcome::Info | Outcome::Unsupported
+            ),
             "{}: {} {}",
             r.id,
             r.outcome,

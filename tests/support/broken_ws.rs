@@ -106,6 +106,10 @@ pub enum Fault {
     /// or a malformed value, instead of declining the offer (as Node ws
     /// does): one cause behind every `ws.deflate.decline-*` failure.
     RejectsUnusualOffers,
+    /// Takes [`SLOW_INFLATE`] before inflating each compressed frame, as a
+    /// single-threaded server does on a busy machine: slower than a 2 s
+    /// timeout, well within a confirmation's.
+    InflatesSlowly,
     /// Takes the first `Host` and `Sec-WebSocket-Version` line and ignores
     /// duplicates (a missing Host is still refused).
     IgnoresDuplicateHeaders,
@@ -415,6 +419,9 @@ fn extension_elements(lines: &[&[u8]]) -> Option<Vec<Element>> {
 
 /// Picks the first acceptable permessage-deflate offer: the agreement and
 /// the answer's value.
+/// How long [`Fault::InflatesSlowly`] pauses before each compressed frame.
+pub const SLOW_INFLATE: Duration = Duration::from_millis(3000);
+
 /// A permessage-deflate offer with a parameter RFC 7692 does not define, a
 /// value where none belongs, or a window size out of range.
 fn unusual_offer(lines: &[&[u8]]) -> bool {
@@ -1175,6 +1182,9 @@ impl Conn {
                     compressed,
                 };
                 if compressed {
+                    if self.fault == Fault::InflatesSlowly {
+                        tokio::time::sleep(SLOW_INFLATE).await;
+                    }
                     if let Err(code) = self.inflate_into(&f.payload, &mut p.payload, f.fin) {
                         return Flow::Fail(code);
                     }
