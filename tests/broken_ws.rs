@@ -1876,3 +1876,32 @@ async fn messages_above_the_buffer_cap_are_compared_as_they_stream() {
         );
     }
 }
+
+/// A server that accepts permessage-deflate, tested without a profile: the
+/// probe sees it on the wire and the deflate family runs (issue 8, point 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deflate_is_detected_on_a_fixture_without_a_profile() {
+    use clap::Parser;
+    let addr = spawn(Fault::None).await;
+    let json = std::env::temp_dir().join(format!("pushspec-detect-{}.json", std::process::id()));
+    let cli = pushspec::cli::Cli::try_parse_from([
+        "pushspec",
+        "run",
+        "--ws",
+        &format!("ws://{addr}/"),
+        "ws.deflate.offer-*",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = pushspec::cli::execute(cli, &mut out, &mut err).await;
+    let stdout = String::from_utf8_lossy(&out);
+    assert_eq!(code, 0, "{stdout}{}", String::from_utf8_lossy(&err));
+    assert!(stdout.contains("detected: permessage-deflate"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["summary"]["unsupported"], 0, "{report}");
+    assert!(report["summary"]["pass"].as_u64().unwrap() > 0);
+    let _ = std::fs::remove_file(&json);
+}
