@@ -695,6 +695,24 @@ async fn no_keepalive_after_events_fails_sse_keepalive() {
     .await;
 }
 
+/// Bytes that never stop but never make an event (issue 8, point 9): the
+/// wait is not ended by the idle timeout (bytes keep coming) but by the
+/// case budget, and the reason says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_without_events_ends_on_the_case_budget_and_says_so() {
+    let results = run_cases(
+        Fault::CommentFlood,
+        &[DATA],
+        Some(&["sse.data.plain"]),
+        hostile_settings(),
+    )
+    .await;
+    let r = &results["sse.data.plain"];
+    assert_eq!(r.outcome, Outcome::Fail, "{}", describe(r));
+    assert!(r.reason.contains("case budget"), "{}", describe(r));
+    assert!(!r.reason.contains("nothing"), "{}", describe(r));
+}
+
 /// An event nobody published is a finding on every stream that reads it,
 /// unless the profile declares its type (`sse.extra_event_types`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

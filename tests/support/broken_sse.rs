@@ -143,6 +143,9 @@ pub enum Fault {
     /// Hostile: a 1 MiB id, then floods of tiny events that all inherit it
     /// (a harness that copies the id into every event runs out of memory).
     HugeIdFlood,
+    /// Hostile: comment lines without end, a few every millisecond: bytes
+    /// never stop arriving, yet no event ever comes.
+    CommentFlood,
 }
 
 /// Idle time before a keep-alive comment.
@@ -789,6 +792,15 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
             // 64 MiB at most, then give up: the harness must stop first.
             for _ in 0..4096 {
                 out.body(&burst, false).await?;
+            }
+            return Ok(());
+        }
+        Fault::CommentFlood => {
+            out.flush_head().await?;
+            // Two minutes at most, then give up: the harness must stop first.
+            for _ in 0..120_000 {
+                out.body(b": flood\n: flood\n", false).await?;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             return Ok(());
         }
