@@ -75,6 +75,31 @@ pub enum Capability {
     Keepalive,
 }
 
+impl Capability {
+    /// What a target can offer (the rest are run options: timing waits,
+    /// the absence of an idle timeout).
+    pub const OF_TARGETS: [Capability; 10] = [
+        Capability::Deflate,
+        Capability::Subprotocols,
+        Capability::Origins,
+        Capability::MaxMessageSize,
+        Capability::MaxFragments,
+        Capability::IdleTimeout,
+        Capability::Publish,
+        Capability::Replay,
+        Capability::Finish,
+        Capability::EventIds,
+    ];
+
+    /// The word case files and profiles use (`max-message-size`).
+    pub fn word(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{self:?}"))
+    }
+}
+
 /// The longest duration a case, profile or flag may give.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 

@@ -5,15 +5,7 @@ use std::path::PathBuf;
 
 use super::{ConfigError, ListArgs, exit, load_cases};
 use crate::case::select::{Patterns, Selection};
-use crate::case::{Capability, Case, Script};
-
-/// A capability as case files and profiles write it (`max-message-size`).
-fn capability_word(c: Capability) -> String {
-    serde_json::to_value(c)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{c:?}"))
-}
+use crate::case::{Case, Script};
 
 pub(super) fn list(
     args: ListArgs,
@@ -85,7 +77,7 @@ pub(super) fn show(
         let _ = writeln!(out, "rule:     {r}");
     }
     if !c.requires.is_empty() {
-        let words: Vec<String> = c.requires.iter().map(|r| capability_word(*r)).collect();
+        let words: Vec<String> = c.requires.iter().map(|r| r.word()).collect();
         let _ = writeln!(out, "requires: {}", words.join(", "));
     }
     let _ = writeln!(out, "defined:  {}:{}", c.source.file, c.source.line);
@@ -123,14 +115,11 @@ pub(super) fn show(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::case::Capability;
 
     #[test]
     fn capabilities_in_case_file_words() {
-        assert_eq!(
-            capability_word(Capability::MaxMessageSize),
-            "max-message-size"
-        );
-        assert_eq!(capability_word(Capability::Deflate), "deflate");
+        assert_eq!(Capability::MaxMessageSize.word(), "max-message-size");
+        assert_eq!(Capability::Deflate.word(), "deflate");
     }
 }

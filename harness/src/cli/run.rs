@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use super::resolve::{Dest, RunConfig, resolve};
 use super::{ColorChoice, ConfigError, RunArgs, exit};
-use crate::case::{Case, Protocol, Script};
+use crate::case::{Capability, Case, Protocol, Script};
 use crate::engine::{self, Plan, Stop, Targets};
 use crate::outcome::{CaseResult, Outcome};
 use crate::probe;
@@ -144,68 +144,22 @@ async fn probe_targets(
     Ok(found)
 }
 
+/// What the run offers cases, derived from [`Capabilities::missing`] (so
+/// the report never disagrees with what ran), and where each came from.
 fn capability_list(caps: &Capabilities, detected_deflate: bool) -> Vec<CapabilityInfo> {
-    let p = &caps.profile;
-    let mut v = Vec::new();
-    let mut add = |on: bool, name: &str, source| {
-        if on {
-            v.push(CapabilityInfo {
-                name: name.to_string(),
-                source,
-            });
-        }
-    };
-    add(
-        p.ws.deflate,
-        "deflate",
-        if detected_deflate {
-            CapabilitySource::Detected
-        } else {
-            CapabilitySource::Profile
-        },
-    );
-    add(
-        p.ws.subprotocols.is_some(),
-        "subprotocols",
-        CapabilitySource::Profile,
-    );
-    add(
-        p.ws.allowed_origins.is_some(),
-        "origins",
-        CapabilitySource::Profile,
-    );
-    add(
-        p.ws.max_message_size.is_some(),
-        "max-message-size",
-        CapabilitySource::Profile,
-    );
-    add(
-        p.ws.max_fragments.is_some(),
-        "max-fragments",
-        CapabilitySource::Profile,
-    );
-    add(
-        p.ws.idle_timeout.is_some(),
-        "idle-timeout",
-        CapabilitySource::Profile,
-    );
-    add(caps.publish, "publish", CapabilitySource::Flag);
-    add(
-        caps.publish && p.sse.replay != Some(false),
-        "replay",
-        if p.sse.replay.is_some() {
-            CapabilitySource::Profile
-        } else {
-            CapabilitySource::Flag
-        },
-    );
-    add(p.sse.finish.is_some(), "finish", CapabilitySource::Profile);
-    add(
-        caps.publish && p.sse.id_header.is_some(),
-        "event-ids",
-        CapabilitySource::Profile,
-    );
-    v
+    Capability::OF_TARGETS
+        .into_iter()
+        .filter(|c| caps.missing(*c).is_none())
+        .map(|c| CapabilityInfo {
+            name: c.word(),
+            source: match c {
+                Capability::Deflate if detected_deflate => CapabilitySource::Detected,
+                Capability::Publish => CapabilitySource::Flag,
+                Capability::Replay if caps.profile.sse.replay.is_none() => CapabilitySource::Flag,
+                _ => CapabilitySource::Profile,
+            },
+        })
+        .collect()
 }
 
 fn write_report(
