@@ -1030,6 +1030,19 @@ mod tests {
     use crate::ws::deflate::{Agreed, Compressor};
     use tokio::net::TcpListener;
 
+    /// Reads a request head; `false` if the client went away first.
+    async fn read_request_head(s: &mut tokio::net::TcpStream) -> bool {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut b).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&b[..n]),
+            }
+        }
+        true
+    }
+
     /// A one-shot server: reads the request head, answers `response`, then
     /// writes `frames` and keeps the socket open for a moment.
     async fn serve(response: &'static str, frames: Vec<u8>) -> std::net::SocketAddr {
@@ -1037,13 +1050,8 @@ mod tests {
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
-            let mut head = Vec::new();
-            let mut b = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut b).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&b[..n]),
-                }
+            if !read_request_head(&mut s).await {
+                return;
             }
             let _ = s.write_all(response.as_bytes()).await;
             let _ = s.write_all(&frames).await;
@@ -1235,13 +1243,8 @@ mod tests {
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
-            let mut head = Vec::new();
-            let mut b = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut b).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&b[..n]),
-                }
+            if !read_request_head(&mut s).await {
+                return;
             }
             let _ = s.write_all(PLAIN_101.as_bytes()).await;
             let _ = s
