@@ -56,13 +56,19 @@ struct ConnResult {
     error: Option<Failure>,
 }
 
+impl Default for ConnResult {
+    fn default() -> Self {
+        ConnResult {
+            operations: 0,
+            bytes: 0,
+            latency: histogram(),
+            error: None,
+        }
+    }
+}
+
 async fn echo_connection(plan: EchoPlan, start: Instant) -> ConnResult {
-    let mut out = ConnResult {
-        operations: 0,
-        bytes: 0,
-        latency: histogram(),
-        error: None,
-    };
+    let mut out = ConnResult::default();
     let (mut reader, mut writer) = match wsclient::connect(&plan.target, plan.stall).await {
         Ok(c) => c,
         Err(e) => {
@@ -176,12 +182,7 @@ pub struct ConnectPlan {
 }
 
 async fn connect_worker(plan: ConnectPlan, start: Instant) -> ConnResult {
-    let mut out = ConnResult {
-        operations: 0,
-        bytes: 0,
-        latency: histogram(),
-        error: None,
-    };
+    let mut out = ConnResult::default();
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
     tokio::time::sleep_until(start).await;
