@@ -8,6 +8,7 @@
 
 pub mod exit;
 mod list;
+mod report;
 mod resolve;
 mod run;
 
@@ -47,6 +48,9 @@ pub enum Command {
     /// Measure a target's throughput and latency (the embedded reference
     /// server if none is given).
     Bench(Box<BenchArgs>),
+    /// Render JSON reports as an HTML page and/or a Markdown summary:
+    /// several targets side by side, several runs of one target compared.
+    Report(report::ReportArgs),
     /// Run the reference server (WebSocket echo on any path, SSE on /events and /publish).
     Serve {
         /// Address to listen on: IP:PORT or HOST:PORT (e.g. localhost:9001).
@@ -100,6 +104,9 @@ pub struct RunArgs {
     /// Write a JUnit XML report here (`-`: standard output).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Case ids or patterns expected to fail, one per line, `#` comments,
     /// `?PATTERN` for an entry that may match nothing.
     #[arg(long, value_name = "FILE")]
@@ -242,6 +249,12 @@ pub enum ConfigError {
     SameReportFile(String),
     #[error("--json and --junit cannot both write to standard output (-)")]
     BothReportsToStdout,
+    #[error("{0} and {1} both name {2}: give each report its own file")]
+    ReportsShareFile(&'static str, &'static str, String),
+    #[error("{0} and {1} cannot both write to standard output (-)")]
+    ReportsShareStdout(&'static str, &'static str),
+    #[error(transparent)]
+    Input(#[from] crate::report::load::LoadError),
     #[error("no case with id {0:?} (try `pushspec list`)")]
     NoSuchCase(String),
 }
@@ -290,6 +303,7 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send), err: &mut (dyn Writ
         Command::Bench(args) => bench(*args, out).await,
         Command::List(args) => list::list(args, out, err),
         Command::Show { id, cases } => list::show(&id, cases, out),
+        Command::Report(args) => report::report(args, out),
         Command::Serve { listen } => serve(&listen, out).await,
     };
     match result {

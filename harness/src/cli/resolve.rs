@@ -38,6 +38,7 @@ pub(super) struct RunConfig {
     pub targets: Option<Targets>,
     pub json: Option<Dest>,
     pub junit: Option<Dest>,
+    pub html: Option<Dest>,
     pub timeout: Duration,
     pub run_timeout: Option<Duration>,
     pub jobs: usize,
@@ -88,6 +89,43 @@ pub(super) fn check_writable(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Report destinations (flag, where) can all be written, and no two
+/// share a file or standard output: checked before anything runs.
+pub(super) fn check_destinations(
+    reports: &[(&'static str, &Option<Dest>)],
+) -> Result<(), ConfigError> {
+    for (i, (a, da)) in reports.iter().enumerate() {
+        for (b, db) in &reports[i + 1..] {
+            match (da, db) {
+                (Some(Dest::Stdout), Some(Dest::Stdout)) => {
+                    return Err(if (*a, *b) == ("--json", "--junit") {
+                        ConfigError::BothReportsToStdout
+                    } else {
+                        ConfigError::ReportsShareStdout(a, b)
+                    });
+                }
+                (Some(Dest::File(x)), Some(Dest::File(y)))
+                    if std::path::absolute(x).ok() == std::path::absolute(y).ok() =>
+                {
+                    let file = x.display().to_string();
+                    return Err(if (*a, *b) == ("--json", "--junit") {
+                        ConfigError::SameReportFile(file)
+                    } else {
+                        ConfigError::ReportsShareFile(a, b, file)
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    for (_, d) in reports {
+        if let Some(Dest::File(p)) = d {
+            check_writable(p)?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     if args.jobs == 0 {
         return Err(ConfigError::Jobs);
@@ -132,21 +170,8 @@ pub(super) fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         Some(t)
     };
 
-    let (json, junit) = (dest(&args.json), dest(&args.junit));
-    match (&json, &junit) {
-        (Some(Dest::Stdout), Some(Dest::Stdout)) => return Err(ConfigError::BothReportsToStdout),
-        (Some(Dest::File(a)), Some(Dest::File(b)))
-            if std::path::absolute(a).ok() == std::path::absolute(b).ok() =>
-        {
-            return Err(ConfigError::SameReportFile(a.display().to_string()));
-        }
-        _ => {}
-    }
-    for d in [&json, &junit].into_iter().flatten() {
-        if let Dest::File(p) = d {
-            check_writable(p)?;
-        }
-    }
+    let (json, junit, html) = (dest(&args.json), dest(&args.junit), dest(&args.html));
+    check_destinations(&[("--json", &json), ("--junit", &junit), ("--html", &html)])?;
 
     let selected = cases
         .into_iter()
@@ -166,6 +191,7 @@ pub(super) fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         targets,
         json,
         junit,
+        html,
         timeout: args.timeout,
         run_timeout: args.run_timeout,
         jobs: args.jobs,

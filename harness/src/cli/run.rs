@@ -194,7 +194,9 @@ pub(super) async fn run(
     err: &mut (dyn Write + Send),
 ) -> Result<i32, ConfigError> {
     let cfg = resolve(&args)?;
-    let report_to_stdout = cfg.json == Some(Dest::Stdout) || cfg.junit == Some(Dest::Stdout);
+    let report_to_stdout = [&cfg.json, &cfg.junit, &cfg.html]
+        .iter()
+        .any(|d| **d == Some(Dest::Stdout));
     let mut io = if report_to_stdout {
         Io {
             console: err,
@@ -444,6 +446,7 @@ pub(super) async fn run(
             .as_ref()
             .and_then(|t| t.publish.as_ref())
             .map(|p| p.url()),
+        embedded: cfg.targets.is_none(),
         strict: cfg.strict,
         stop: finished.stop,
         not_run: finished.not_run,
@@ -479,12 +482,9 @@ pub(super) async fn run(
     }
     let _ = console::summary(io.console, &info, &results, style);
     let _ = io.console.flush();
+    let json = report::json::render(&info, &results);
     if let Some(d) = &cfg.json {
-        write_report(
-            d,
-            &report::json::render(&info, &results),
-            &mut io.stdout_report,
-        )?;
+        write_report(d, &json, &mut io.stdout_report)?;
     }
     if let Some(d) = &cfg.junit {
         write_report(
@@ -492,6 +492,17 @@ pub(super) async fn run(
             &report::junit::render(&info, &results),
             &mut io.stdout_report,
         )?;
+    }
+    if let Some(d) = &cfg.html {
+        // Rendered from the JSON, so it is the page `pushspec report` makes.
+        let requirement = |id: &str| {
+            cfg.selected
+                .iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.requirement.clone())
+        };
+        let page = report::html::render_run(&json, "this run", &requirement)?;
+        write_report(d, &page, &mut io.stdout_report)?;
     }
     Ok(code)
 }

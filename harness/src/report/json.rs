@@ -22,6 +22,9 @@ struct Targets<'a> {
     ws: Option<&'a str>,
     sse: Option<&'a str>,
     publish: Option<&'a str>,
+    /// Written only when true: the embedded reference server was tested.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    embedded: bool,
     /// What the run offered cases, and whether the wire showed it or the
     /// profile (or a flag) declared it.
     capabilities: &'a [CapabilityInfo],
@@ -92,6 +95,7 @@ pub fn render(info: &RunInfo, results: &[CaseResult]) -> String {
             ws: info.ws_target.as_deref(),
             sse: info.sse_target.as_deref(),
             publish: info.publish.as_deref(),
+            embedded: info.embedded,
             capabilities: &info.capabilities,
         },
         strict: info.strict,

@@ -3,8 +3,13 @@
 //! decide nothing about verdicts.
 
 pub mod console;
+pub mod html;
 pub mod json;
 pub mod junit;
+pub mod load;
+pub mod markdown;
+pub mod matrix;
+mod plot;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +88,9 @@ pub struct RunInfo {
     pub ws_target: Option<String>,
     pub sse_target: Option<String>,
     pub publish: Option<String>,
+    /// The target is the embedded reference server (its port changes
+    /// from run to run; reports of it still compare as one target).
+    pub embedded: bool,
     pub strict: bool,
     /// What cut the run short, if anything.
     pub stop: Option<Stop>,
@@ -154,6 +162,16 @@ fn shape(reason: &str) -> String {
 /// Every case that did not pass, grouped by cause, most serious first and
 /// then by size.
 pub fn findings(results: &[CaseResult]) -> Vec<Group> {
+    group_by_cause(
+        results
+            .iter()
+            .map(|r| (r.id.as_str(), r.outcome, r.reason.as_str())),
+    )
+}
+
+/// [`findings`] over `(id, outcome, reason)`: what a report read back
+/// from JSON has.
+pub fn group_by_cause<'a>(cases: impl Iterator<Item = (&'a str, Outcome, &'a str)>) -> Vec<Group> {
     let rank = |o: Outcome| match o {
         Outcome::Fail => 0,
         Outcome::Error => 1,
@@ -164,16 +182,16 @@ pub fn findings(results: &[CaseResult]) -> Vec<Group> {
     };
     let mut keys: Vec<(Outcome, String)> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
-    for r in results.iter().filter(|r| rank(r.outcome) < 9) {
-        let key = (r.outcome, shape(&r.reason));
+    for (id, outcome, reason) in cases.filter(|c| rank(c.1) < 9) {
+        let key = (outcome, shape(reason));
         match keys.iter().position(|k| *k == key) {
-            Some(i) => groups[i].cases.push(r.id.clone()),
+            Some(i) => groups[i].cases.push(id.to_string()),
             None => {
                 keys.push(key);
                 groups.push(Group {
-                    outcome: r.outcome,
-                    reason: r.reason.clone(),
-                    cases: vec![r.id.clone()],
+                    outcome,
+                    reason: reason.to_string(),
+                    cases: vec![id.to_string()],
                 });
             }
         }
