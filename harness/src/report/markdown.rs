@@ -22,20 +22,40 @@ const CHANGES_LISTED: usize = 50;
 const REASON_CHARS: usize = 300;
 
 /// Text from a report, safe in Markdown: one line, no markup, no HTML.
+/// Text is always inline (never starts a line), so only what acts inside
+/// a line is escaped: emphasis, code, links, tables, HTML, and what GitHub
+/// turns into links (`http://`, `www.`, `@user`, `#123`).
 pub fn text(s: &str) -> String {
+    let chars: Vec<char> = s.chars().take(REASON_CHARS + 1).collect();
     let mut out = String::with_capacity(s.len());
-    for (i, c) in s.chars().enumerate() {
+    for (i, &c) in chars.iter().enumerate() {
         if i == REASON_CHARS {
             out.push('…');
             break;
         }
+        let next = chars.get(i + 1).copied();
+        let link = match c {
+            ':' => next == Some('/') && chars.get(i + 2) == Some(&'/'),
+            '.' => {
+                i >= 3
+                    && chars[i - 3..i]
+                        .iter()
+                        .collect::<String>()
+                        .eq_ignore_ascii_case("www")
+            }
+            '#' => next.is_some_and(|n| n.is_ascii_digit()),
+            '@' => true,
+            _ => false,
+        };
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            // Emphasis, code, links, tables, autolinks (`:`, `.`), mentions
-            // and references (`@`, `#`): inline text never starts a line.
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '!' | '~' | '.' | ':' | '@' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ if link => {
                 out.push('\\');
                 out.push(c);
             }
@@ -340,10 +360,15 @@ mod tests {
 
     #[test]
     fn report_text_cannot_become_markup() {
-        let hostile = "<script>x</script> **b** [l](http://e) `c` | d\n# h";
+        let hostile = "<script>x</script> **b** [l](http://e) `c` | d\n# h @u #1 www.x";
         let t = text(hostile);
         assert!(!t.contains('<') && !t.contains('\n'), "{t}");
         assert!(t.contains("\\*\\*b\\*\\*") && t.contains("\\|"), "{t}");
+        assert!(
+            t.contains("http\\://e") && t.contains("\\@u \\#1 www\\.x"),
+            "{t}"
+        );
+        assert_eq!(text("close 1002: 1.5 s"), "close 1002: 1.5 s");
         assert_eq!(code("ws.a.b"), "`ws.a.b`");
         assert!(!code("a`b").starts_with('`'));
     }

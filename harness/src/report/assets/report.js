@@ -80,7 +80,9 @@
     }
     var pre = document.getElementById("d-transcript");
     var t = cell.transcript || [];
-    pre.textContent = t.length ? transcript(t) : "(no transcript: the JSON report keeps transcripts of cases that did not pass)";
+    pre.textContent = t.length ? transcript(t) : cell.outcome === "pass"
+      ? "(none: the JSON report keeps the transcripts of cases that did not pass)"
+      : "(none recorded)";
     lastFocus = document.activeElement;
     detail.hidden = false;
     document.getElementById("d-close").focus();
