@@ -136,6 +136,8 @@ pub fn build<'a>(runs: &[&'a RunReport]) -> Matrix<'a> {
         let mut list = by_key.remove(&key).unwrap_or_default();
         // RFC 3339 times of one format order as strings; the sort is stable.
         list.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        // One report given twice (or copied) is one run, not a change.
+        list.dedup_by(|a, b| a.started_at == b.started_at && !a.started_at.is_empty());
         for pair in list.windows(2) {
             changes.push(compare(&key, pair[0], pair[1]));
         }
@@ -217,7 +219,7 @@ mod tests {
             &[("ws.f.x", "fail"), ("ws.f.y", "pass"), ("ws.g.w", "pass")],
         );
         let b = run("ws://b/", "2026-01-01T00:00:00Z", &[("ws.g.z", "error")]);
-        let m = build(&[&a1, &b, &a0]);
+        let m = build(&[&a1, &b, &a0, &a1]);
         assert_eq!(m.columns.len(), 2);
         assert_eq!(m.columns[0].run.started_at, "2026-01-02T00:00:00Z");
         assert_eq!(m.columns[0].earlier.len(), 1);
