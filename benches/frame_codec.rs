@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pushspec::ws::frame::{Frame, LengthEncoding, apply_mask, decode, encode, encode_into};
+use pushspec::wire::frame::{Frame, LengthEncoding, apply_mask, decode, encode, encode_into};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 const SIZES: [(&str, usize); 3] = [

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pushspec::sse::parser::{LineEnding, Parser};
+use pushspec::wire::event_stream::{LineEnding, Parser};
 
 const TARGET: usize = 4 * 1024 * 1024;
 const CHUNK: usize = 16 * 1024;

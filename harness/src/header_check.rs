@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 
-use crate::ws::handshake::{Response, accept_for};
+use crate::wire::handshake::accept_for;
+use crate::wire::http::Response;
 
 /// One check on a response header. With no check given, the header must be
 /// present. Names, `equals`, `essence` and `token` compare

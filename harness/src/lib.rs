@@ -19,4 +19,5 @@ pub mod sse;
 pub mod target;
 pub mod text;
 pub mod transcript;
+pub mod wire;
 pub mod ws;

@@ -9,8 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::sse::http::{Item, Limits, Request as HttpRequest, StreamConn};
 use crate::target::HttpTarget;
-use crate::ws::deflate::Offer;
-use crate::ws::handshake::{MAX_RESPONSE_HEAD, Request, Response, random_key};
+use crate::wire::deflate::Offer;
+use crate::wire::handshake::random_key;
+use crate::wire::http::{MAX_RESPONSE_HEAD, Request, Response};
 use crate::ws::run::WsTarget;
 
 /// How long the probes wait for a TCP connection.

@@ -18,17 +18,7 @@ pub enum UrlError {
     Credentials(String),
 }
 
-/// `host:port` as it goes in a `Host` header: the port is left out when it
-/// is 80, and an IPv6 address is bracketed.
-pub fn authority(host: &str, port: u16) -> String {
-    if port == 80 {
-        host.to_string()
-    } else if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
+use crate::wire::http::authority;
 
 /// The rest of `url` after `scheme://`, matching the scheme in any letter
 /// case (RFC 3986 §3.1: schemes are case-insensitive).

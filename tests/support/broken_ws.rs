@@ -3,7 +3,7 @@
 //!
 //! It is independent of the reference server and of any WebSocket library:
 //! the upgrade is parsed with `httparse`, the accept key computed with
-//! `sha1` + `base64`, and frames decoded with `pushspec::ws::frame` (which
+//! `sha1` + `base64`, and frames decoded with `pushspec::wire::frame` (which
 //! enforces no protocol rules itself). With [`Fault::None`] it follows
 //! RFC 6455 for everything the `ws.*` families check; every other variant
 //! breaks exactly one rule.
@@ -38,7 +38,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use pushspec::ws::frame::{self, Frame, FrameError, Header, Opcode};
+use pushspec::wire::frame::{self, Frame, FrameError, Header, Opcode};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

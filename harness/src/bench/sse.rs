@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use super::ws::{Measured, histogram};
 use crate::sse::http::{self, Item, Limits, Request, StreamConn};
-use crate::sse::parser::Parser;
 use crate::sse::run::SseTarget;
+use crate::wire::event_stream::Parser;
 
 #[derive(Clone, Debug)]
 pub struct FanoutPlan {

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use super::wsclient::{self, Failure, Message};
-use crate::ws::frame::Opcode;
+use crate::wire::frame::Opcode;
 use crate::ws::run::WsTarget;
 
 /// What one scenario run measured.

@@ -8,12 +8,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::ws::frame::{self, Frame, Opcode};
-use crate::ws::handshake::{Request, Response, random_key};
+use crate::wire::frame::{self, Frame, Opcode};
+use crate::wire::handshake::random_key;
+use crate::wire::http::{Request, Response};
 use crate::ws::run::WsTarget;
 
 /// Largest message the benchmarks accept back (they send at most this).
-pub const MAX_MESSAGE: u64 = 64 << 20;
+pub use crate::wire::MAX_MESSAGE;
 
 /// Why a connection stopped counting: the error kinds a report groups.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::wire::generator::pattern;
+
 /// A payload spec: a plain string (UTF-8 text) or a table naming exactly one
 /// form: `hex`, `repeat` + `len`, `pattern` (a deterministic byte sequence of
 /// that length), or a close body `code` (+ optional `reason`, itself a payload).
@@ -128,20 +130,6 @@ impl Payload {
             }
         }
     }
-}
-
-/// Deterministic, non-repeating-looking bytes covering every byte value, so
-/// that an echo which reorders or drops a chunk cannot match by accident.
-pub fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 pub fn decode_hex(s: &str) -> Result<Vec<u8>, PayloadError> {

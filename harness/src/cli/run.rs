@@ -30,10 +30,6 @@ pub(crate) fn detect_terminal() {
 }
 static STDERR_IS_TERMINAL: OnceLock<bool> = OnceLock::new();
 
-/// The message size the harness compares in memory. A declared limit
-/// above it is still exercised by the cases that stream.
-const MAX_MESSAGE: u64 = 64 * 1024 * 1024;
-
 /// Resolves when the process is asked to stop: SIGINT (Ctrl-C) or SIGTERM
 /// (CI cancellation, `timeout`).
 pub(super) async fn signal() -> Stop {
@@ -357,7 +353,9 @@ pub(super) async fn run(
     }
     let settings = Settings {
         timeout: cfg.timeout,
-        max_message: MAX_MESSAGE,
+        // The message size the harness compares in memory. A declared limit
+        // above it is still exercised by the cases that stream.
+        max_message: crate::wire::MAX_MESSAGE,
     };
     let plan = Plan {
         cases: to_run,

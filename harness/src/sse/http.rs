@@ -6,7 +6,7 @@
 //! A stream connection is read by its own task ([`StreamConn`]); the case
 //! script pulls [`Item`]s from it with deadlines. Publish and finish
 //! requests are one-shot ([`post`]). Everything is bounded: the response
-//! head ([`MAX_RESPONSE_HEAD`]), a chunk-size line, trailers, a stream's
+//! head ([`MAX_RESPONSE_HEAD`](crate::wire::http::MAX_RESPONSE_HEAD)), a chunk-size line, trailers, a stream's
 //! total body, a one-shot response body, and decompressed output. A hostile
 //! server can make a request fail, never hang or exhaust the harness.
 
@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::target::HttpTarget;
 use crate::transcript::preview;
-pub use crate::ws::handshake::{MAX_RESPONSE_HEAD, Response};
+use crate::wire::http::Response;
 
 /// Longest chunk-size line (size, extensions, CRLF).
 const MAX_CHUNK_LINE: usize = 4096;
@@ -178,22 +178,7 @@ pub struct Limits {
 
 /// Opens a TCP connection to the target within `within`.
 pub async fn connect(target: &HttpTarget, within: Duration) -> Result<TcpStream, String> {
-    match tokio::time::timeout(
-        within,
-        TcpStream::connect((target.host.as_str(), target.port)),
-    )
-    .await
-    {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
-        Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", target.authority())),
-        Err(_) => Err(format!(
-            "cannot connect to {}: no answer within {within:?}",
-            target.authority()
-        )),
-    }
+    crate::wire::connect::connect(&target.host, target.port, within).await
 }
 
 /// Writes `bytes`, allowing `io_timeout` plus a second per 8 MiB.

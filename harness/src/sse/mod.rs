@@ -1,6 +1,5 @@
 //! The Server-Sent Events side of the engine.
 
 pub mod http;
-pub mod parser;
 pub mod run;
 pub mod step;

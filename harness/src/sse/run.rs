@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
-use super::http::{self, End, Framing, Item, Request, Response, StreamConn};
-use super::parser::{self, Parser};
+use super::http::{self, End, Framing, Item, Request, StreamConn};
 use super::step::{
     Connect, EventPick, ExpectBytesWithin, ExpectEnd, ExpectEvents, ExpectFraming, ExpectNoEvent,
     ExpectReplay, ExpectResponse, ExpectedEvent, FramingCheck, HeaderCheck, IdCheck, Publish,
@@ -40,6 +39,8 @@ use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
 use crate::target::{HttpTarget, parse_http};
 use crate::transcript::{Transcript, preview};
+use crate::wire::event_stream::{self as parser, Parser};
+use crate::wire::http::Response;
 use crate::ws::run::{Settings, case_budget};
 
 /// The SSE stream and, optionally, the publish endpoint of the target contract.
@@ -1068,7 +1069,11 @@ impl Driver<'_> {
         ));
         let limits = http::Limits {
             io_timeout: self.settings.timeout,
-            max_body: self.settings.max_message.saturating_mul(4).max(64 << 20),
+            max_body: self
+                .settings
+                .max_message
+                .saturating_mul(4)
+                .max(crate::wire::MAX_MESSAGE),
         };
         let conn = match StreamConn::open(&self.target.stream, &req, limits).await {
             Ok(c) => c,

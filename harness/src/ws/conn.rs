@@ -15,13 +15,12 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use super::deflate::{self, Decompressor, InflateError, Offer};
-use super::digest::{Digest, Digester, Utf8Stream};
-use super::frame::{self, Frame, Opcode};
-use super::handshake::Response;
-use super::lz77;
-use super::step::MessageType;
 use crate::transcript::{Transcript, preview};
+use crate::wire::deflate::{self, Decompressor, InflateError, Offer};
+use crate::wire::digest::{Digest, Digester, Utf8Stream};
+use crate::wire::frame::{self, Frame, MessageType, Opcode};
+use crate::wire::http::Response;
+use crate::wire::lz77;
 
 /// What the target sent, after strict checking.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,11 +95,6 @@ pub fn kind_name(k: MessageType) -> &'static str {
         MessageType::Text => "text",
         MessageType::Binary => "binary",
     }
-}
-
-/// Whether a close code may appear on the wire (RFC 6455 §7.4, IANA registry).
-pub fn close_code_valid(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -858,7 +852,7 @@ impl Reader {
                     1 => return Err("close frame with a 1-byte payload (RFC 6455 §5.5.1)".into()),
                     _ => {
                         let code = u16::from_be_bytes([p[0], p[1]]);
-                        if !close_code_valid(code) {
+                        if !frame::is_valid_close_code(code) {
                             return Err(format!(
                                 "close frame with code {code}, which may not be sent (RFC 6455 §7.4)"
                             ));
@@ -1027,7 +1021,7 @@ pub async fn shutdown(mut conn: Conn) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::deflate::{Agreed, Compressor};
+    use crate::wire::deflate::{Agreed, Compressor};
     use tokio::net::TcpListener;
 
     /// Reads a request head; `false` if the client went away first.
@@ -1281,7 +1275,7 @@ mod tests {
     async fn references_beyond_the_agreed_server_window_are_violations() {
         let response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9\r\n\r\n";
         // 600 incompressible bytes twice: the second copy is 600 bytes back.
-        let noise: Vec<u8> = crate::case::payload::pattern(600);
+        let noise: Vec<u8> = crate::wire::generator::pattern(600);
         let message = noise.repeat(2);
         let offer = ["permessage-deflate; server_max_window_bits=9"];
         let wide = Compressor::with_params(15, false, 6).compress(&message);

@@ -5,20 +5,21 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use super::conn::{Conn, Event, FloodEnd, Limits, kind_name};
-use super::deflate::{self, Agreed, Compressor, Offer};
-use super::digest::{self, Digest, Digester};
-use super::frame::{self, Frame, Opcode};
-use super::generator::{self, GenKind};
-use super::handshake::{Request, Response, random_key};
 use super::step::{
     Accepted, BatchSpec, Compressed, ExpectClose, ExpectExtension, ExpectMessage, ExpectPong,
-    ExpectResponse, FloodSpec, FrameSpec, Generate, IdleClose, MaskSpec, MessageSpec, MessageType,
-    OriginSpec, RepeatSpec, Script, Step, UpgradeSpec,
+    ExpectResponse, FloodSpec, FrameSpec, Generate, IdleClose, MaskSpec, MessageSpec, OriginSpec,
+    RepeatSpec, Script, Step, UpgradeSpec,
 };
 use crate::case::Level;
 use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
 use crate::transcript::{Transcript, preview};
+use crate::wire::deflate::{self, Agreed, Compressor, Offer};
+use crate::wire::digest::{self, Digest, Digester};
+use crate::wire::frame::{self, Frame, MessageType, Opcode};
+use crate::wire::generator::{self, GenKind};
+use crate::wire::handshake::random_key;
+use crate::wire::http::{Request, Response};
 
 /// Where a WebSocket target lives: `ws://host:port/path`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,26 +31,11 @@ pub struct WsTarget {
 
 impl WsTarget {
     pub fn authority(&self) -> String {
-        if self.port == 80 {
-            self.host.clone()
-        } else if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::wire::http::authority(&self.host, self.port)
     }
 
     pub async fn connect(&self, within: Duration) -> Result<TcpStream, String> {
-        match tokio::time::timeout(within, TcpStream::connect((self.host.as_str(), self.port)))
-            .await
-        {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", self.authority())),
-            Err(_) => Err(format!(
-                "cannot connect to {}: no answer within {within:?}",
-                self.authority()
-            )),
-        }
+        crate::wire::connect::connect(&self.host, self.port, within).await
     }
 }
 
@@ -1062,7 +1048,7 @@ impl Driver<'_> {
         }
         let (opcode, payload) = match f.kind {
             MessageType::Text => (Opcode::Text, vec![b'*'; f.size]),
-            MessageType::Binary => (Opcode::Binary, crate::case::payload::pattern(f.size)),
+            MessageType::Binary => (Opcode::Binary, crate::wire::generator::pattern(f.size)),
         };
         let frame = Frame {
             fin: true,

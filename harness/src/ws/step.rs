@@ -10,8 +10,8 @@ pub use crate::header_check::HeaderCheck;
 
 use crate::case::file::Validate;
 use crate::case::{Dur, Level, Payload};
-use crate::ws::frame::{LengthEncoding, Opcode};
-use crate::ws::generator::GenKind;
+use crate::wire::frame::{LengthEncoding, MessageType, Opcode};
+use crate::wire::generator::GenKind;
 
 fn yes() -> bool {
     true
@@ -294,13 +294,6 @@ pub enum Compressed {
     Any,
     Yes,
     No,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageType {
-    Text,
-    Binary,
 }
 
 #[derive(Clone, Debug, Deserialize)]

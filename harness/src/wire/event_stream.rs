@@ -33,8 +33,8 @@ pub const LIST_CAP: usize = 64;
 pub const TEXT_CAP: usize = 80;
 /// Default for [`Parser::with_max_line`]: 16 MiB.
 pub const DEFAULT_MAX_LINE: usize = 16 * 1024 * 1024;
-/// Default for [`Parser::with_max_data`]: 64 MiB.
-pub const DEFAULT_MAX_DATA: usize = 64 * 1024 * 1024;
+/// Default for [`Parser::with_max_data`]: [`super::MAX_MESSAGE`] (64 MiB).
+pub const DEFAULT_MAX_DATA: usize = super::MAX_MESSAGE as usize;
 /// The smallest accepted line cap. Truncation backs off to a code point boundary (at most 3 bytes),
 /// so with this minimum a truncated line is never empty and can never turn into a dispatching blank
 /// line.

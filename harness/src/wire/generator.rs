@@ -8,7 +8,7 @@
 //!   moved to character boundaries and padded with spaces, so it is always
 //!   valid UTF-8 of exactly `size` bytes.
 //! * `binary`: image-like rows of gradients with noise (about 2:1).
-//! * `random`: incompressible bytes ([`crate::case::payload::pattern`]).
+//! * `random`: incompressible bytes ([`pattern`]).
 //! * `zeros`: zero bytes (decompression bombs).
 
 use std::sync::OnceLock;
@@ -43,6 +43,20 @@ impl GenKind {
     }
 }
 
+/// Deterministic, non-repeating-looking bytes covering every byte value, so
+/// that an echo which reorders or drops a chunk cannot match by accident.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// The cached head of each stream: slices within it are copied, longer
 /// ones generated afresh.
 const CACHED: usize = 2 << 20;
@@ -57,7 +71,7 @@ pub fn generate(kind: GenKind, offset: usize, size: usize) -> Vec<u8> {
             static STREAMS: [OnceLock<Vec<u8>>; 3] =
                 [OnceLock::new(), OnceLock::new(), OnceLock::new()];
             let (i, make): (usize, fn(usize) -> Vec<u8>) = match kind {
-                GenKind::Random => (0, crate::case::payload::pattern),
+                GenKind::Random => (0, pattern),
                 GenKind::Json => (1, json),
                 _ => (2, prose),
             };
@@ -87,7 +101,7 @@ pub struct ChunkStream {
     kind: GenKind,
     at: usize,
     end: usize,
-    /// `random`: the state of [`crate::case::payload::pattern`]'s xorshift.
+    /// `random`: the state of [`pattern`]'s xorshift.
     x: u32,
     /// `json` and `prose`: the whole (small) slice.
     held: Vec<u8>,
@@ -126,7 +140,7 @@ impl ChunkStream {
     }
 
     fn random_byte(&mut self) -> u8 {
-        // `crate::case::payload::pattern`, continued byte by byte.
+        // `pattern`, continued byte by byte.
         self.x ^= self.x << 13;
         self.x ^= self.x >> 17;
         self.x ^= self.x << 5;
@@ -373,7 +387,7 @@ mod tests {
 
     #[test]
     fn compressibility_is_as_documented() {
-        use crate::ws::deflate::{Agreed, Compressor};
+        use crate::wire::deflate::{Agreed, Compressor};
         let ratio = |kind| {
             let m = generate(kind, 0, 64 * 1024);
             m.len() as f64 / Compressor::new(&Agreed::default()).compress(&m).len() as f64

@@ -83,6 +83,15 @@ impl fmt::Display for Opcode {
     }
 }
 
+/// The kind of a data message (RFC 6455 §5.6): what its first frame's
+/// opcode says the reassembled payload is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageType {
+    Text,
+    Binary,
+}
+
 /// How the payload length is written on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LengthEncoding {

@@ -1,0 +1,23 @@
+//! Bytes to values and back, for both protocols: HTTP heads, the WebSocket
+//! frame codec and close codes, the accept key, permessage-deflate, the
+//! event-stream parser, payload generators, and connecting.
+//!
+//! This layer imports nothing else from the crate: cases, drivers, the
+//! engine and reporters build on it, never the other way round, so a new
+//! carrier or driver can reuse it unchanged.
+
+pub mod connect;
+pub mod deflate;
+pub mod digest;
+pub mod event_stream;
+pub mod frame;
+pub mod generator;
+pub mod handshake;
+pub mod http;
+pub mod lz77;
+
+/// The largest message (WebSocket) or event data (SSE) the harness holds
+/// whole by default: 64 MiB. Larger ones are digested as they stream or
+/// refused, so that a hostile peer cannot make the harness buffer without
+/// bound.
+pub const MAX_MESSAGE: u64 = 64 << 20;
