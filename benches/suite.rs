@@ -10,7 +10,7 @@ use pushspec::case::select::{Patterns, Selection};
 use pushspec::engine::{self, Plan, Targets};
 use pushspec::outcome::Outcome;
 use pushspec::profile::{Capabilities, Profile};
-use pushspec::ws::run::Settings;
+use pushspec::settings::Settings;
 use pushspec_reference_server::{Config, Server};
 
 fn suite(c: &mut Criterion) {

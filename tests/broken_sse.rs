@@ -24,8 +24,8 @@ use pushspec::case::{Capability, Case, Dur, Level};
 use pushspec::engine::{Targets, run_case};
 use pushspec::outcome::{CaseResult, Outcome};
 use pushspec::profile::{Capabilities, Profile, SseProfile};
+use pushspec::settings::Settings;
 use pushspec::sse::run::SseTarget;
-use pushspec::ws::run::Settings;
 use support::broken_sse::{Fault, seed, spawn};
 use tokio::sync::Semaphore;
 

@@ -27,7 +27,7 @@ use pushspec::case::{Case, Dur, Level};
 use pushspec::engine::{Targets, run_case};
 use pushspec::outcome::{CaseResult, Outcome};
 use pushspec::profile::{Capabilities, Profile};
-use pushspec::ws::run::Settings;
+use pushspec::settings::Settings;
 use support::broken_ws::{ALLOWED_ORIGIN, Fault, IDLE_CLOSE, spawn};
 use tokio::sync::Semaphore;
 

@@ -11,8 +11,8 @@ use pushspec::engine::{self, Plan, Targets};
 use pushspec::outcome::{CaseResult, Outcome};
 use pushspec::profile::{Capabilities, Profile};
 use pushspec::report::console;
+use pushspec::settings::Settings;
 use pushspec::transcript::Dir;
-use pushspec::ws::run::Settings;
 use pushspec_reference_server::{Config, Server};
 
 async fn run_all() -> Vec<CaseResult> {

@@ -15,9 +15,9 @@ use pushspec::case::{Case, Dur, Level};
 use pushspec::engine::{Targets, run_case};
 use pushspec::outcome::{CaseResult, Outcome};
 use pushspec::profile::{Capabilities, Profile};
+use pushspec::settings::Settings;
 use pushspec::sse::run::SseTarget;
 use pushspec::target::parse_http;
-use pushspec::ws::run::Settings;
 use pushspec_reference_server::{Config, Server, ServerHandle, SseConfig};
 
 async fn server(keepalive: Duration) -> (ServerHandle, Targets) {

@@ -26,8 +26,8 @@ use pushspec::case::{Case, Dur};
 use pushspec::engine::{self, Plan, Targets};
 use pushspec::outcome::Outcome;
 use pushspec::profile::{Capabilities, Profile, SseProfile};
+use pushspec::settings::Settings;
 use pushspec::sse::run::SseTarget;
-use pushspec::ws::run::Settings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 

@@ -20,9 +20,10 @@ use crate::case::select::KnownFailing;
 use crate::case::{Case, Protocol, Script};
 use crate::outcome::{self, CaseResult, Outcome, Run};
 use crate::profile::Capabilities;
+use crate::settings::Settings;
 use crate::sse::run::SseTarget;
+use crate::target::WsTarget;
 use crate::transcript::Transcript;
-use crate::ws::run::{Settings, WsTarget};
 
 #[derive(Clone, Debug, Default)]
 pub struct Targets {

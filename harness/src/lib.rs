@@ -15,6 +15,7 @@ pub mod outcome;
 pub mod probe;
 pub mod profile;
 pub mod report;
+pub mod settings;
 pub mod sse;
 pub mod target;
 pub mod text;

@@ -9,10 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::sse::http::{Item, Limits, Request as HttpRequest, StreamConn};
 use crate::target::HttpTarget;
+use crate::target::WsTarget;
 use crate::wire::deflate::Offer;
 use crate::wire::handshake::random_key;
 use crate::wire::http::{MAX_RESPONSE_HEAD, Request, Response};
-use crate::ws::run::WsTarget;
 
 /// How long the probes wait for a TCP connection.
 pub const CONNECT_WITHIN: Duration = Duration::from_secs(3);

@@ -1,6 +1,8 @@
 //! Target addresses given on the command line.
 
-use crate::ws::run::WsTarget;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UrlError {
@@ -29,6 +31,24 @@ fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
         && url[..n].eq_ignore_ascii_case(scheme)
         && url[n..].starts_with("://"))
     .then(|| &url[n + 3..])
+}
+
+/// Where a WebSocket target lives: `ws://host:port/path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsTarget {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl WsTarget {
+    pub fn authority(&self) -> String {
+        authority(&self.host, self.port)
+    }
+
+    pub async fn connect(&self, within: Duration) -> Result<TcpStream, String> {
+        crate::wire::connect::connect(&self.host, self.port, within).await
+    }
 }
 
 /// host, port and path of `scheme://host[:port][/path]`.

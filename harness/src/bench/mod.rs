@@ -22,7 +22,7 @@ use hdrhistogram::serialization::{Serializer, V2Serializer};
 use serde::Serialize;
 
 use crate::sse::run::SseTarget;
-use crate::ws::run::WsTarget;
+use crate::target::WsTarget;
 pub use calibrate::Calibration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -9,8 +9,8 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use super::wsclient::{self, Failure, Message};
+use crate::target::WsTarget;
 use crate::wire::frame::Opcode;
-use crate::ws::run::WsTarget;
 
 /// What one scenario run measured.
 #[derive(Debug)]

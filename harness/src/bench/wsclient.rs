@@ -8,10 +8,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use crate::target::WsTarget;
 use crate::wire::frame::{self, Frame, Opcode};
 use crate::wire::handshake::random_key;
 use crate::wire::http::{Request, Response};
-use crate::ws::run::WsTarget;
 
 /// Largest message the benchmarks accept back (they send at most this).
 pub use crate::wire::MAX_MESSAGE;

@@ -16,7 +16,7 @@ use crate::probe;
 use crate::profile::{Capabilities, Profile};
 use crate::report::console::{self, Progress, Style, Verbosity};
 use crate::report::{self, CapabilityInfo, CapabilitySource, RunInfo};
-use crate::ws::run::Settings;
+use crate::settings::Settings;
 
 /// Whether the process's console is a terminal; set by the binary's
 /// `main`, unset (no colour, no live status line) when the library is

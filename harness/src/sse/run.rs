@@ -37,11 +37,11 @@ use super::step::{
 use crate::case::Payload;
 use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
+use crate::settings::{Settings, case_budget};
 use crate::target::{HttpTarget, parse_http};
 use crate::transcript::{Transcript, preview};
 use crate::wire::event_stream::{self as parser, Parser};
 use crate::wire::http::Response;
-use crate::ws::run::{Settings, case_budget};
 
 /// The SSE stream and, optionally, the publish endpoint of the target contract.
 #[derive(Clone, Debug, PartialEq, Eq)]

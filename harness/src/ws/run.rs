@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-
 use super::conn::{Conn, Event, FloodEnd, Limits, kind_name};
 use super::step::{
     Accepted, BatchSpec, Compressed, ExpectClose, ExpectExtension, ExpectMessage, ExpectPong,
@@ -13,6 +11,8 @@ use super::step::{
 use crate::case::Level;
 use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
+use crate::settings::{Settings, case_budget};
+use crate::target::WsTarget;
 use crate::transcript::{Transcript, preview};
 use crate::wire::deflate::{self, Agreed, Compressor, Offer};
 use crate::wire::digest::{self, Digest, Digester};
@@ -20,31 +20,6 @@ use crate::wire::frame::{self, Frame, MessageType, Opcode};
 use crate::wire::generator::{self, GenKind};
 use crate::wire::handshake::random_key;
 use crate::wire::http::{Request, Response};
-
-/// Where a WebSocket target lives: `ws://host:port/path`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WsTarget {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl WsTarget {
-    pub fn authority(&self) -> String {
-        crate::wire::http::authority(&self.host, self.port)
-    }
-
-    pub async fn connect(&self, within: Duration) -> Result<TcpStream, String> {
-        crate::wire::connect::connect(&self.host, self.port, within).await
-    }
-}
-
-/// Per-run knobs the CLI sets.
-#[derive(Clone, Copy, Debug)]
-pub struct Settings {
-    pub timeout: Duration,
-    pub max_message: u64,
-}
 
 /// Why the script stopped early.
 enum Stop {
@@ -217,11 +192,6 @@ fn limits(settings: Settings, caps: &Capabilities) -> Limits {
         max_message: settings.max_message,
         max_streamed: settings.max_message.max(declared.saturating_add(16 << 20)),
     }
-}
-
-/// The most one case may take, however slowly the target trickles bytes.
-pub fn case_budget(timeout: Duration) -> Duration {
-    (timeout * 15).max(Duration::from_secs(30))
 }
 
 /// [`case_budget`] plus the profile's idle timeout, which an idle case waits out.
