@@ -10,7 +10,6 @@ pub mod bench;
 pub mod case;
 pub mod cli;
 pub mod engine;
-pub mod header_check;
 pub mod outcome;
 pub mod probe;
 pub mod profile;

@@ -2,8 +2,11 @@
 //! family, each entry expanding over its parameters into concrete cases.
 
 pub mod file;
+pub mod header_check;
 pub mod payload;
 pub mod select;
+pub mod sse_step;
+pub mod ws_step;
 
 use std::fmt;
 use std::time::Duration;
@@ -140,8 +143,8 @@ pub struct Source {
 /// The protocol-specific script of a case.
 #[derive(Clone, Debug)]
 pub enum Script {
-    Ws(crate::ws::step::Script),
-    Sse(crate::sse::step::Script),
+    Ws(ws_step::Script),
+    Sse(sse_step::Script),
 }
 
 /// One concrete, runnable case.

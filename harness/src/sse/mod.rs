@@ -2,4 +2,3 @@
 
 pub mod http;
 pub mod run;
-pub mod step;

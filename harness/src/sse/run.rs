@@ -29,12 +29,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use super::http::{self, End, Framing, Item, Request, StreamConn};
-use super::step::{
-    Connect, EventPick, ExpectBytesWithin, ExpectEnd, ExpectEvents, ExpectFraming, ExpectNoEvent,
-    ExpectReplay, ExpectResponse, ExpectedEvent, FramingCheck, HeaderCheck, IdCheck, Publish,
-    Script, Step, SyncSpec, as_delivered, expand_count, expand_range,
-};
 use crate::case::Payload;
+use crate::case::header_check::HeaderCheck;
+use crate::case::sse_step::{
+    Connect, EventPick, ExpectBytesWithin, ExpectEnd, ExpectEvents, ExpectFraming, ExpectNoEvent,
+    ExpectReplay, ExpectResponse, ExpectedEvent, FramingCheck, IdCheck, Publish, Script, Step,
+    SyncSpec, as_delivered, expand_count, expand_range,
+};
 use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
 use crate::settings::{Settings, case_budget};
@@ -551,7 +552,7 @@ impl Stream {
             return None;
         }
         let ct = resp.header("Content-Type").unwrap_or("");
-        if crate::header_check::essence(ct) == "text/event-stream" {
+        if crate::case::header_check::essence(ct) == "text/event-stream" {
             return None;
         }
         let shown = if ct.is_empty() {

@@ -1,7 +1,7 @@
 //! The case-driven edits of a WebSocket upgrade request: the step language
 //! says what to change, the wire's [`Request`] carries it.
 
-use super::step::UpgradeSpec;
+use crate::case::ws_step::UpgradeSpec;
 use crate::wire::http::Request;
 
 impl Request {

@@ -4,4 +4,3 @@
 pub mod conn;
 pub mod handshake;
 pub mod run;
-pub mod step;

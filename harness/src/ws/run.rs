@@ -3,12 +3,12 @@
 use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Event, FloodEnd, Limits, kind_name};
-use super::step::{
+use crate::case::Level;
+use crate::case::ws_step::{
     Accepted, BatchSpec, Compressed, ExpectClose, ExpectExtension, ExpectMessage, ExpectPong,
     ExpectResponse, FloodSpec, FrameSpec, Generate, IdleClose, MaskSpec, MessageSpec, OriginSpec,
     RepeatSpec, Script, Step, UpgradeSpec,
 };
-use crate::case::Level;
 use crate::outcome::{Finding, Run};
 use crate::profile::Capabilities;
 use crate::settings::{Settings, case_budget};

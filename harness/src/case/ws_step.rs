@@ -6,9 +6,8 @@
 
 use serde::Deserialize;
 
-pub use crate::header_check::HeaderCheck;
-
 use crate::case::file::Validate;
+use crate::case::header_check::{HeaderCheck, StatusSpec};
 use crate::case::{Dur, Level, Payload};
 use crate::wire::frame::{LengthEncoding, MessageType, Opcode};
 use crate::wire::generator::GenKind;
@@ -504,55 +503,6 @@ pub struct ExpectClose {
     /// not in `codes` non-strict instead of a failure.
     #[serde(default)]
     pub other_code: Option<Level>,
-}
-
-/// A status written as a number or a class like `"4xx"`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StatusSpec {
-    Exact(u16),
-    Class(u16),
-}
-
-impl StatusSpec {
-    pub fn matches(&self, status: u16) -> bool {
-        match self {
-            StatusSpec::Exact(s) => *s == status,
-            StatusSpec::Class(c) => status / 100 == *c,
-        }
-    }
-}
-
-impl std::fmt::Display for StatusSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StatusSpec::Exact(s) => write!(f, "{s}"),
-            StatusSpec::Class(c) => write!(f, "{c}xx"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for StatusSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(u16),
-            Class(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) if (100..600).contains(&n) => Ok(StatusSpec::Exact(n)),
-            Raw::Class(s)
-                if s.len() == 3
-                    && s.ends_with("xx")
-                    && (b'1'..=b'5').contains(&s.as_bytes()[0]) =>
-            {
-                Ok(StatusSpec::Class((s.as_bytes()[0] - b'0') as u16))
-            }
-            _ => Err(serde::de::Error::custom(
-                "a status is a number 100-599 or a class like \"4xx\"",
-            )),
-        }
-    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

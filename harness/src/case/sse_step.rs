@@ -20,10 +20,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Deserializer};
 
 use crate::case::file::Validate;
+use crate::case::header_check::{HeaderCheck, StatusSpec};
 use crate::case::payload::PayloadTable;
 use crate::case::{Dur, Payload};
-pub use crate::header_check::HeaderCheck;
-pub use crate::ws::step::StatusSpec;
 
 fn default_stream() -> String {
     "a".to_string()

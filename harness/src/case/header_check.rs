@@ -1,5 +1,5 @@
-//! Checks on HTTP response headers, written in case files and shared by the
-//! WebSocket handshake and the SSE response expectations.
+//! Checks on HTTP responses (status and headers), written in case files and
+//! shared by the WebSocket handshake and the SSE response expectations.
 
 use serde::Deserialize;
 
@@ -159,6 +159,55 @@ impl HeaderCheck {
             }
         }
         None
+    }
+}
+
+/// A status written as a number or a class like `"4xx"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusSpec {
+    Exact(u16),
+    Class(u16),
+}
+
+impl StatusSpec {
+    pub fn matches(&self, status: u16) -> bool {
+        match self {
+            StatusSpec::Exact(s) => *s == status,
+            StatusSpec::Class(c) => status / 100 == *c,
+        }
+    }
+}
+
+impl std::fmt::Display for StatusSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusSpec::Exact(s) => write!(f, "{s}"),
+            StatusSpec::Class(c) => write!(f, "{c}xx"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(u16),
+            Class(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(n) if (100..600).contains(&n) => Ok(StatusSpec::Exact(n)),
+            Raw::Class(s)
+                if s.len() == 3
+                    && s.ends_with("xx")
+                    && (b'1'..=b'5').contains(&s.as_bytes()[0]) =>
+            {
+                Ok(StatusSpec::Class((s.as_bytes()[0] - b'0') as u16))
+            }
+            _ => Err(serde::de::Error::custom(
+                "a status is a number 100-599 or a class like \"4xx\"",
+            )),
+        }
     }
 }
 
