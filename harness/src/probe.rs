@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::sse::http::{Item, Limits, Request as HttpRequest, StreamConn};
+use crate::sse::http::{self, Item, Limits, StreamConn};
 use crate::target::HttpTarget;
 use crate::target::WsTarget;
 use crate::wire::deflate::Offer;
@@ -46,8 +46,7 @@ async fn handshake_once(
     let key = random_key();
     let mut req = Request::upgrade(&target.authority(), &target.path, &key, &[]);
     if let Some(o) = offer {
-        req.headers
-            .push(("Sec-WebSocket-Extensions".into(), o.header_value()));
+        req.add("Sec-WebSocket-Extensions", o.header_value());
     }
     let exchange = async {
         stream
@@ -103,7 +102,7 @@ pub struct NotAStream {
 /// `Content-Type: text/event-stream`, and the whole head must arrive
 /// within `within`.
 pub async fn sse_stream(target: &HttpTarget, within: Duration) -> Result<(), NotAStream> {
-    let mut req = HttpRequest::new("GET", target);
+    let mut req = http::request("GET", target);
     req.set("Accept", "text/event-stream");
     req.set("Cache-Control", "no-cache");
     let limits = Limits {

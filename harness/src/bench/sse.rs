@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::ws::{Measured, histogram};
-use crate::sse::http::{self, Item, Limits, Request, StreamConn};
+use crate::sse::http::{self, Item, Limits, StreamConn};
 use crate::sse::run::SseTarget;
 use crate::wire::event_stream::Parser;
 
@@ -81,7 +81,7 @@ async fn subscriber(
         latency: histogram(),
         error: None,
     };
-    let mut req = Request::new("GET", &plan.target.stream);
+    let mut req = http::request("GET", &plan.target.stream);
     req.set("Accept", "text/event-stream");
     let limits = Limits {
         io_timeout: plan.stall,
@@ -215,7 +215,7 @@ pub async fn fanout(plan: FanoutPlan) -> (Measured, Delivery) {
         let Some(endpoint) = publish.clone() else {
             break;
         };
-        let mut req = Request::new("POST", &endpoint);
+        let mut req = http::request("POST", &endpoint);
         req.set("Content-Type", "text/plain; charset=utf-8");
         req.body = format!("{tag}{seq}:{padding}").into_bytes();
         req.set("Content-Length", req.body.len().to_string());

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::target::HttpTarget;
 use crate::transcript::preview;
-use crate::wire::http::Response;
+use crate::wire::http::{Request, Response};
 
 /// Longest chunk-size line (size, extensions, CRLF).
 const MAX_CHUNK_LINE: usize = 4096;
@@ -35,81 +35,24 @@ const INFLATE_PIECE: usize = 1024;
 /// Interim (1xx) responses skipped before the final one.
 const MAX_INTERIM: usize = 8;
 
-/// An HTTP/1.1 request: ordered headers with raw byte values (a
-/// `Last-Event-ID` or event id may be non-ASCII UTF-8).
-#[derive(Clone, Debug)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<(String, Vec<u8>)>,
-    pub body: Vec<u8>,
+/// A request for `target` (method, path and `Host` header).
+pub fn request(method: &str, target: &HttpTarget) -> Request {
+    Request::new(method, &target.authority(), &target.path)
 }
 
-impl Request {
-    pub fn new(method: &str, target: &HttpTarget) -> Request {
-        Request {
-            method: method.to_string(),
-            path: target.path.clone(),
-            headers: vec![("Host".into(), target.authority().into_bytes())],
-            body: Vec::new(),
-        }
+/// The request head as text, for the transcript, with a note of the body;
+/// `shown` may replace a header's value (e.g. to show where an id came
+/// from).
+pub fn describe(req: &Request, shown: impl Fn(&str, &[u8]) -> Option<String>) -> String {
+    let mut s = req.describe_with(shown);
+    if !req.body.is_empty() {
+        s.push_str(&format!(
+            "\n({} body bytes: {})",
+            req.body.len(),
+            preview(&req.body)
+        ));
     }
-
-    /// Replaces the header of that name (case-insensitively) or adds it.
-    pub fn set(&mut self, name: &str, value: impl Into<Vec<u8>>) {
-        let value = value.into();
-        match self
-            .headers
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            Some(h) => *h = (name.to_string(), value),
-            None => self.headers.push((name.to_string(), value)),
-        }
-    }
-
-    pub fn remove(&mut self, name: &str) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-    }
-
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
-    }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256 + self.body.len());
-        out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", self.method, self.path).as_bytes());
-        for (n, v) in &self.headers {
-            out.extend_from_slice(n.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.body);
-        out
-    }
-
-    /// The request head as text, for the transcript; `shown` may replace a
-    /// header's value (e.g. to show where an id came from).
-    pub fn describe(&self, shown: impl Fn(&str, &[u8]) -> Option<String>) -> String {
-        let mut s = format!("{} {} HTTP/1.1", self.method, self.path);
-        for (n, v) in &self.headers {
-            let v = shown(n, v).unwrap_or_else(|| String::from_utf8_lossy(v).into_owned());
-            s.push_str(&format!("\n{n}: {v}"));
-        }
-        if !self.body.is_empty() {
-            s.push_str(&format!(
-                "\n({} body bytes: {})",
-                self.body.len(),
-                preview(&self.body)
-            ));
-        }
-        s
-    }
+    s
 }
 
 /// How the response body is delimited (RFC 9112 §6.3).
@@ -945,7 +888,7 @@ mod tests {
     #[test]
     fn requests_keep_raw_values() {
         let t = crate::target::parse_http("http://127.0.0.1:8080/events?x=1").unwrap();
-        let mut r = Request::new("GET", &t);
+        let mut r = request("GET", &t);
         r.set("Accept", "text/event-stream");
         r.set("last-event-id", "é…".as_bytes());
         r.set("accept", "*/*");

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
-use super::http::{self, End, Framing, Item, Request, StreamConn};
+use super::http::{self, End, Framing, Item, StreamConn};
 use crate::case::Payload;
 use crate::case::header_check::HeaderCheck;
 use crate::case::sse_step::{
@@ -1010,7 +1010,7 @@ impl Driver<'_> {
     }
 
     async fn connect(&mut self, c: &Connect) -> Result<(), Stop> {
-        let mut req = Request::new("GET", &self.target.stream);
+        let mut req = http::request("GET", &self.target.stream);
         req.set("Accept", "text/event-stream");
         req.set("Cache-Control", "no-cache");
         for (n, v) in &c.headers {
@@ -1062,7 +1062,7 @@ impl Driver<'_> {
         self.t.out(format!(
             "[{}] {}",
             c.stream,
-            req.describe(|n, _| if n.eq_ignore_ascii_case("last-event-id") {
+            http::describe(&req, |n, _| if n.eq_ignore_ascii_case("last-event-id") {
                 shown_id.clone()
             } else {
                 None
@@ -1226,7 +1226,7 @@ impl Driver<'_> {
                 done: None,
             });
             let index = self.published.len() - 1;
-            let mut req = Request::new("POST", &endpoint);
+            let mut req = http::request("POST", &endpoint);
             req.set(
                 "Content-Type",
                 sse.publish_content_type
@@ -1286,7 +1286,7 @@ impl Driver<'_> {
         let sse = &self.caps.profile.sse;
         let fence = data.starts_with(FENCE_PREFIX);
         let n = self.published.len() + 1;
-        let mut req = Request::new("POST", &endpoint);
+        let mut req = http::request("POST", &endpoint);
         req.set(
             "Content-Type",
             sse.publish_content_type
@@ -1392,7 +1392,7 @@ impl Driver<'_> {
         } else {
             parse_http(&spec).map_err(|e| Stop::Error(format!("sse.finish: {e}")))?
         };
-        let mut req = Request::new("POST", &endpoint);
+        let mut req = http::request("POST", &endpoint);
         req.set("Content-Length", "0");
         req.set("Connection", "close");
         self.t.out(format!("finish: POST {}", endpoint.path));

@@ -18,88 +18,137 @@ pub fn authority(host: &str, port: u16) -> String {
     }
 }
 
-/// An HTTP/1.1 request head, kept as ordered (name, value) pairs so that
-/// cases can reorder, duplicate and mis-case headers.
+/// An HTTP/1.1 request, for both protocols: the head kept as ordered
+/// (name, value) pairs so that cases can reorder, duplicate and mis-case
+/// headers, values as raw bytes (a `Last-Event-ID` or event id may be
+/// non-ASCII UTF-8), and a body (empty for an upgrade or a `GET`).
 #[derive(Clone, Debug)]
 pub struct Request {
     pub method: String,
     pub path: String,
     pub version: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
-    /// A valid WebSocket upgrade for `host`/`path` with `key`.
-    pub fn upgrade(host: &str, path: &str, key: &str, protocols: &[String]) -> Self {
-        let mut headers = vec![
-            ("Host".to_string(), host.to_string()),
-            ("Upgrade".to_string(), "websocket".to_string()),
-            ("Connection".to_string(), "Upgrade".to_string()),
-            ("Sec-WebSocket-Key".to_string(), key.to_string()),
-            ("Sec-WebSocket-Version".to_string(), "13".to_string()),
-        ];
-        if !protocols.is_empty() {
-            headers.push(("Sec-WebSocket-Protocol".to_string(), protocols.join(", ")));
-        }
+    /// `method path HTTP/1.1` with a `Host` header and nothing else.
+    pub fn new(method: &str, host: &str, path: &str) -> Self {
         Request {
-            method: "GET".into(),
-            path: path.into(),
+            method: method.to_string(),
+            path: path.to_string(),
             version: "HTTP/1.1".into(),
-            headers,
+            headers: vec![("Host".into(), host.as_bytes().to_vec())],
+            body: Vec::new(),
         }
     }
 
-    /// Every value of the `name` header, in order.
+    /// A valid WebSocket upgrade for `host`/`path` with `key`.
+    pub fn upgrade(host: &str, path: &str, key: &str, protocols: &[String]) -> Self {
+        let mut r = Request::new("GET", host, path);
+        r.add("Upgrade", "websocket");
+        r.add("Connection", "Upgrade");
+        r.add("Sec-WebSocket-Key", key);
+        r.add("Sec-WebSocket-Version", "13");
+        if !protocols.is_empty() {
+            r.add("Sec-WebSocket-Protocol", protocols.join(", "));
+        }
+        r
+    }
+
+    /// Appends a header, even if one of that name is already there.
+    pub fn add(&mut self, name: &str, value: impl Into<Vec<u8>>) {
+        self.headers.push((name.to_string(), value.into()));
+    }
+
+    /// Replaces the first header of that name (case-insensitively) or adds it.
+    pub fn set(&mut self, name: &str, value: impl Into<Vec<u8>>) {
+        let value = value.into();
+        match self
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some(h) => *h = (name.to_string(), value),
+            None => self.headers.push((name.to_string(), value)),
+        }
+    }
+
+    /// Removes every header of that name (case-insensitively).
+    pub fn remove(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// The raw value of the first `name` header, if any.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every value of the `name` header that is text, in order.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
     }
 
-    /// The key this request carries (the first one), if any.
+    /// The first `name` header's value, if it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The WebSocket key this request carries (the first one), if any.
     pub fn key(&self) -> Option<&str> {
         self.header("Sec-WebSocket-Key")
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut s = format!("{} {} {}\r\n", self.method, self.path, self.version);
+        let mut out = Vec::with_capacity(256 + self.body.len());
+        out.extend_from_slice(
+            format!("{} {} {}\r\n", self.method, self.path, self.version).as_bytes(),
+        );
         for (n, v) in &self.headers {
-            s.push_str(n);
-            s.push_str(": ");
-            s.push_str(v);
-            s.push_str("\r\n");
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\r\n");
         }
-        s.push_str("\r\n");
-        s.into_bytes()
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
     }
 
-    /// The request as shown in transcripts: long values shortened (extension
-    /// offers only when very long: they are what a deflate case is about).
-    pub fn describe(&self) -> String {
+    /// The request line and headers as shown in transcripts, each value as
+    /// `shown` gives it (`None`: the value as text).
+    pub fn describe_with(&self, shown: impl Fn(&str, &[u8]) -> Option<String>) -> String {
         let mut s = format!("{} {} {}", self.method, self.path, self.version);
         for (n, v) in &self.headers {
+            let v = shown(n, v).unwrap_or_else(|| String::from_utf8_lossy(v).into_owned());
+            s.push_str(&format!("\n{n}: {v}"));
+        }
+        s
+    }
+
+    /// The upgrade request as shown in transcripts: long values shortened
+    /// (extension offers only when very long: they are what a deflate case
+    /// is about).
+    pub fn describe(&self) -> String {
+        self.describe_with(|n, v| {
             let max = if n.eq_ignore_ascii_case("Sec-WebSocket-Extensions") {
                 512
             } else {
                 80
             };
-            let v = if v.len() > max {
+            (v.len() > max).then(|| {
+                let v = String::from_utf8_lossy(v);
                 let cut = (0..=40).rev().find(|i| v.is_char_boundary(*i)).unwrap_or(0);
                 format!("{}... ({} bytes)", &v[..cut], v.len())
-            } else {
-                v.clone()
-            };
-            s.push_str(&format!("\n{n}: {v}"));
-        }
-        s
+            })
+        })
     }
 }
 

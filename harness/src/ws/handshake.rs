@@ -14,24 +14,16 @@ impl Request {
             self.version = v.clone();
         }
         for name in &spec.remove {
-            self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            self.remove(name);
         }
         for (name, value) in &spec.set {
-            match self
-                .headers
-                .iter_mut()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            {
-                Some(h) => *h = (name.clone(), value.clone()),
-                None => self.headers.push((name.clone(), value.clone())),
-            }
+            self.set(name, value.as_bytes());
         }
         for (name, value) in &spec.add {
-            self.headers.push((name.clone(), value.clone()));
+            self.add(name, value.as_bytes());
         }
         if let Some(n) = spec.pad {
-            self.headers
-                .push(("X-Pushspec-Pad".to_string(), "a".repeat(n)));
+            self.add("X-Pushspec-Pad", "a".repeat(n));
         }
         self
     }

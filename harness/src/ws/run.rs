@@ -320,8 +320,7 @@ impl Driver<'_> {
         let mut req =
             Request::upgrade(&self.target.authority(), &self.target.path, &key, protocols);
         for line in &self.extensions {
-            req.headers
-                .push(("Sec-WebSocket-Extensions".to_string(), line.clone()));
+            req.add("Sec-WebSocket-Extensions", line.as_bytes());
         }
         self.send_request(&req, None).await?;
         let ev = self.next_head().await;
@@ -776,9 +775,8 @@ impl Driver<'_> {
                     o
                 }
             };
-            req.headers
-                .retain(|(n, _)| !n.eq_ignore_ascii_case("Origin"));
-            req.headers.push(("Origin".to_string(), origin));
+            req.remove("Origin");
+            req.add("Origin", origin);
         }
         if u.offer_declared_protocols {
             let declared = self.declared_protocols()?;
@@ -787,10 +785,8 @@ impl Driver<'_> {
                 .chain(declared.iter().map(String::as_str))
                 .collect::<Vec<_>>()
                 .join(", ");
-            req.headers
-                .retain(|(n, _)| !n.eq_ignore_ascii_case("Sec-WebSocket-Protocol"));
-            req.headers
-                .push(("Sec-WebSocket-Protocol".to_string(), offer));
+            req.remove("Sec-WebSocket-Protocol");
+            req.add("Sec-WebSocket-Protocol", offer);
         }
         self.send_request(&req, u.chop).await
     }
