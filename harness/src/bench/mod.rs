@@ -3,38 +3,55 @@
 //! target, and reports throughput and HdrHistogram latency percentiles
 //! with their ratio to the calibration.
 //!
-//! Scenarios so far: `ws-echo` (closed loop with `--pipeline`, open loop
-//! with `--rate`, latency from the intended send time), `ws-connect` and
-//! `sse-fanout`.
+//! Scenarios: `ws-echo` (closed loop with `--pipeline`, open loop with
+//! `--rate`, latency from the intended send time), `ws-connect`,
+//! `ws-hold`, `sse-fanout` and `sse-connect`. Reports compare
+//! ([`compare`]) and merge across shards ([`merge`]).
 
 mod calibrate;
+pub mod compare;
+mod hold;
+pub mod merge;
+mod procstat;
+mod progress;
+mod report;
+mod shard;
 mod sse;
+mod sse_connect;
 mod ws;
 mod wsclient;
 
-use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Serializer, V2Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sse::run::SseTarget;
 use crate::target::WsTarget;
 pub use calibrate::Calibration;
+pub use hold::Hold;
+pub use procstat::ProcessStats;
+pub use report::{Config, Latency, Report, Results, ShardSummary};
+pub use shard::Shard;
+pub use sse::Delivery;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// Connections echoing messages of `--size` bytes.
     WsEcho,
     /// Opening handshakes per second and their latency.
     WsConnect,
+    /// Open `--connections`, hold them for `--duration`, check each still
+    /// answers a ping.
+    WsHold,
     /// `--connections` subscribers, events published at `--rate` (default
     /// 100/s): latency from publish to each receipt, and exact delivery.
     SseFanout,
+    /// Subscriber connections per second and their latency to the
+    /// response head.
+    SseConnect,
 }
 
 impl Scenario {
@@ -42,61 +59,71 @@ impl Scenario {
         match self {
             Scenario::WsEcho => "ws-echo",
             Scenario::WsConnect => "ws-connect",
+            Scenario::WsHold => "ws-hold",
             Scenario::SseFanout => "sse-fanout",
+            Scenario::SseConnect => "sse-connect",
         }
+    }
+
+    /// What `per_sec` counts.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Scenario::WsEcho => "messages/s",
+            Scenario::WsConnect => "handshakes/s",
+            Scenario::WsHold => "opened/s",
+            Scenario::SseFanout => "deliveries/s",
+            Scenario::SseConnect => "subscribes/s",
+        }
+    }
+
+    /// What the latency histogram measures, when the table needs saying.
+    fn latency_note(self) -> &'static str {
+        match self {
+            Scenario::WsHold => "; time to open each connection",
+            Scenario::SseConnect => "; time to the response head",
+            _ => "",
+        }
+    }
+
+    /// Whether the scenario needs an SSE target (else a WebSocket one).
+    pub fn is_sse(self) -> bool {
+        matches!(self, Scenario::SseFanout | Scenario::SseConnect)
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Config {
-    pub connections: usize,
-    pub size: usize,
-    pub pipeline: usize,
-    pub rate: Option<f64>,
-    pub warmup_ms: u64,
-    pub duration_ms: u64,
-}
-
-#[derive(Serialize)]
-struct Latency {
-    count: u64,
-    p50: u64,
-    p90: u64,
-    p99: u64,
-    p999: u64,
-    max: u64,
-    mean: f64,
-    /// The whole histogram (HdrHistogram V2, base64), so runs and shards
-    /// merge exactly.
-    histogram: String,
-}
-
-#[derive(Serialize)]
-struct Results {
-    operations: u64,
-    per_sec: f64,
-    bytes_per_sec: f64,
-    /// Operations per second per connection over raw TCP round trips per
-    /// second measured in the same run (for `ws-echo` at pipeline 1, the
-    /// share of the loopback ceiling the target reaches).
-    per_connection_to_tcp_round_trips: f64,
-    latency_us: Latency,
-    errors: BTreeMap<String, u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delivery: Option<sse::Delivery>,
-}
-
-#[derive(Serialize)]
-pub struct Report {
-    schema_version: u32,
-    tool: &'static str,
-    version: &'static str,
-    scenario: Scenario,
-    started_at: String,
-    target: String,
-    config: Config,
-    calibration: Calibration,
-    results: Results,
+/// Why a bench, compare or merge could not be done (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(
+        "cannot calibrate: the loopback TCP measurement before the run failed: {0} (is 127.0.0.1 usable here?)"
+    )]
+    Calibration(std::io::Error),
+    #[error("{0} needs a target of its protocol")]
+    TargetProtocol(&'static str),
+    #[error("--pid {pid}: cannot sample /proc/{pid}: {source}")]
+    Pid { pid: u32, source: std::io::Error },
+    #[error(
+        "--pid needs an external target (--ws, or --sse): the embedded server runs inside this process, so its CPU and memory cannot be told apart from the instrument's"
+    )]
+    PidWithoutTarget,
+    #[error("--shard {shard}: {connections} connections leave this shard none")]
+    EmptyShard { shard: Shard, connections: usize },
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: not a pushspec bench report: {source}")]
+    Parse {
+        file: String,
+        source: serde_json::Error,
+    },
+    #[error("{file}: {reason}")]
+    Histogram { file: String, reason: String },
+    #[error("cannot compare: {0}")]
+    Compare(String),
+    #[error("cannot merge: {0}")]
+    Merge(String),
 }
 
 /// One bench run: the scenario picks which target it uses.
@@ -109,86 +136,90 @@ pub struct Plan {
     pub scenario: Scenario,
     pub target: Target,
     pub config: Config,
+    /// Sample this process's CPU and memory while running.
+    pub pid: Option<u32>,
 }
 
-fn latency(h: &Histogram<u64>) -> Latency {
-    let mut bytes = Vec::new();
-    let _ = V2Serializer::new().serialize(h, &mut bytes);
-    Latency {
-        count: h.len(),
-        p50: h.value_at_quantile(0.50),
-        p90: h.value_at_quantile(0.90),
-        p99: h.value_at_quantile(0.99),
-        p999: h.value_at_quantile(0.999),
-        max: h.max(),
-        mean: h.mean(),
-        histogram: base64::engine::general_purpose::STANDARD.encode(bytes),
-    }
+/// Reads a report written by `pushspec bench --json`.
+pub fn load(path: &std::path::Path) -> Result<Report, BenchError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| BenchError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| BenchError::Parse { file, source })
 }
 
-/// Calibrates, runs the scenario, and returns its report.
-pub async fn run(plan: Plan) -> std::io::Result<Report> {
+/// Calibrates, runs the scenario, and returns its report. With `live`, a
+/// progress line is drawn there while the scenario runs.
+pub async fn run(plan: Plan, live: Option<&mut (dyn Write + Send)>) -> Result<Report, BenchError> {
     let started = SystemTime::now();
-    let calibration = calibrate::measure().await?;
-    let warmup = Duration::from_millis(plan.config.warmup_ms);
-    let duration = Duration::from_millis(plan.config.duration_ms);
+    let calibration = calibrate::measure()
+        .await
+        .map_err(BenchError::Calibration)?;
+    if let Some(pid) = plan.pid {
+        procstat::check(pid).map_err(|source| BenchError::Pid { pid, source })?;
+    }
+    let c = &plan.config;
+    // A shard runs its share of the connections; an open-loop rate is over
+    // all connections, so the shard drives its share of it too.
+    let connections = c.shard.map_or(c.connections, |s| s.share(c.connections));
+    if connections == 0 {
+        return Err(BenchError::EmptyShard {
+            shard: c.shard.expect("only a shard can have none"),
+            connections: c.connections,
+        });
+    }
+    let rate = c
+        .rate
+        .map(|r| r * connections as f64 / c.connections.max(1) as f64);
+    let warmup = Duration::from_millis(c.warmup_ms);
+    let duration = Duration::from_millis(c.duration_ms);
     let stall = Duration::from_secs(5);
-    let mut delivery = None;
+    let meter = Arc::new(progress::Meter::new(live.is_some()));
     let described = match &plan.target {
         Target::Ws(t) => format!("ws://{}{}", t.authority(), t.path),
         Target::Sse(t) => t.stream.url(),
     };
-    let m = match (plan.scenario, &plan.target) {
-        (Scenario::WsEcho, Target::Ws(t)) => {
-            ws::echo(ws::EchoPlan {
-                target: t.clone(),
-                connections: plan.config.connections,
-                size: plan.config.size,
-                pipeline: plan.config.pipeline,
-                rate: plan.config.rate,
-                warmup,
-                duration,
-                stall,
-            })
-            .await
-        }
-        (Scenario::WsConnect, Target::Ws(t)) => {
-            ws::connect(ws::ConnectPlan {
-                target: t.clone(),
-                connections: plan.config.connections,
-                warmup,
-                duration,
-                stall,
-            })
-            .await
-        }
-        (Scenario::SseFanout, Target::Sse(t)) => {
-            let (m, d) = sse::fanout(sse::FanoutPlan {
-                target: t.clone(),
-                subscribers: plan.config.connections,
-                rate: plan.config.rate.unwrap_or(100.0),
-                size: plan.config.size,
-                warmup,
-                duration,
-                stall,
-            })
-            .await;
-            delivery = Some(d);
-            m
-        }
-        _ => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{} needs a target of its protocol", plan.scenario.name()),
-            ));
-        }
+
+    let scenario = async {
+        let measure_from = tokio::time::Instant::now() + warmup;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let sampler = plan.pid.map(|pid| {
+            tokio::spawn(procstat::sample(
+                pid,
+                procstat::interval(warmup + duration),
+                measure_from,
+                async {
+                    let _ = stop_rx.await;
+                },
+            ))
+        });
+        let outcome = drive(&plan, connections, rate, warmup, duration, stall, &meter).await;
+        meter.finish();
+        let _ = stop_tx.send(());
+        let samples = match sampler {
+            Some(s) => s.await.ok(),
+            None => None,
+        };
+        (outcome, samples)
     };
+    let ((outcome, samples), ()) = match live {
+        Some(out) => {
+            tokio::join!(
+                scenario,
+                meter.show(plan.scenario.unit(), out, Duration::from_millis(500))
+            )
+        }
+        None => (scenario.await, ()),
+    };
+    let Outcome { m, delivery, hold } = outcome?;
     let secs = m.span.as_secs_f64().max(1e-9);
     let per_sec = m.operations as f64 / secs;
     Ok(Report {
         schema_version: 1,
-        tool: "pushspec",
-        version: env!("CARGO_PKG_VERSION"),
+        tool: "pushspec".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
         scenario: plan.scenario,
         started_at: humantime::format_rfc3339_millis(started).to_string(),
         target: described,
@@ -199,83 +230,109 @@ pub async fn run(plan: Plan) -> std::io::Result<Report> {
             per_sec,
             bytes_per_sec: m.bytes as f64 / secs,
             per_connection_to_tcp_round_trips: per_sec
-                / plan.config.connections.max(1) as f64
+                / connections as f64
                 / calibration.tcp_round_trips_per_sec.max(1e-9),
-            latency_us: latency(&m.latency),
+            latency_us: Latency::of(&m.latency),
             errors: m.errors,
             delivery,
+            hold,
+            process: samples.map(|s| s.stats(connections, m.operations)),
         },
+        shards: None,
     })
 }
 
-impl Report {
-    pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("bench report serialises");
-        s.push('\n');
-        s
-    }
+struct Outcome {
+    m: ws::Measured,
+    delivery: Option<Delivery>,
+    hold: Option<Hold>,
+}
 
-    /// The table printed at the end of a run.
-    pub fn print(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let r = &self.results;
-        let c = &self.config;
-        writeln!(
-            out,
-            "{} against {} ({} connections, {} B messages, pipeline {}{}, {} after {} warm-up)",
-            self.scenario.name(),
-            self.target,
-            c.connections,
-            c.size,
-            c.pipeline,
-            c.rate
-                .map_or(String::new(), |r| format!(", open loop at {r}/s")),
-            crate::text::duration(Duration::from_millis(c.duration_ms)),
-            crate::text::duration(Duration::from_millis(c.warmup_ms)),
-        )?;
-        writeln!(
-            out,
-            "calibration   {:.0} TCP round trips/s, {:.1} MB/s on loopback (this machine, this run)",
-            self.calibration.tcp_round_trips_per_sec,
-            self.calibration.tcp_bytes_per_sec / 1e6
-        )?;
-        let what = match self.scenario {
-            Scenario::WsEcho => "messages/s",
-            Scenario::WsConnect => "handshakes/s",
-            Scenario::SseFanout => "deliveries/s",
-        };
-        writeln!(
-            out,
-            "{what:<13} {:.0} ({:.2} MB/s; {:.2} per connection of the TCP round-trip rate)",
-            r.per_sec,
-            r.bytes_per_sec / 1e6,
-            r.per_connection_to_tcp_round_trips
-        )?;
-        let l = &r.latency_us;
-        writeln!(
-            out,
-            "latency (us)  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  ({} samples)",
-            l.p50, l.p90, l.p99, l.p999, l.max, l.count
-        )?;
-        if let Some(d) = &r.delivery {
-            writeln!(
-                out,
-                "delivery      {} published ({} failed), {} of {} delivered, {} lost, {} duplicated, {} out of order; slowest subscriber lag {} us",
-                d.published,
-                d.failed_publishes,
-                d.delivered,
-                d.expected,
-                d.lost,
-                d.duplicated,
-                d.out_of_order,
-                d.slowest_subscriber_lag_us
-            )?;
+async fn drive(
+    plan: &Plan,
+    connections: usize,
+    rate: Option<f64>,
+    warmup: Duration,
+    duration: Duration,
+    stall: Duration,
+    meter: &Arc<progress::Meter>,
+) -> Result<Outcome, BenchError> {
+    let c = &plan.config;
+    let plain = |m| Outcome {
+        m,
+        delivery: None,
+        hold: None,
+    };
+    Ok(match (plan.scenario, &plan.target) {
+        (Scenario::WsEcho, Target::Ws(t)) => plain(
+            ws::echo(ws::EchoPlan {
+                target: t.clone(),
+                connections,
+                size: c.size,
+                pipeline: c.pipeline,
+                rate,
+                warmup,
+                duration,
+                stall,
+                meter: meter.clone(),
+            })
+            .await,
+        ),
+        (Scenario::WsConnect, Target::Ws(t)) => plain(
+            ws::connect(ws::ConnectPlan {
+                target: t.clone(),
+                connections,
+                warmup,
+                duration,
+                stall,
+                meter: meter.clone(),
+            })
+            .await,
+        ),
+        (Scenario::WsHold, Target::Ws(t)) => {
+            let (m, h) = hold::hold(hold::HoldPlan {
+                target: t.clone(),
+                connections,
+                duration,
+                stall,
+                meter: meter.clone(),
+            })
+            .await;
+            Outcome {
+                m,
+                delivery: None,
+                hold: Some(h),
+            }
         }
-        if r.errors.is_empty() {
-            writeln!(out, "errors        none")?;
-        } else {
-            let e: Vec<String> = r.errors.iter().map(|(k, n)| format!("{n} {k}")).collect();
-            writeln!(out, "errors        {}", e.join(", "))?;
+        (Scenario::SseFanout, Target::Sse(t)) => {
+            let (m, d) = sse::fanout(sse::FanoutPlan {
+                target: t.clone(),
+                subscribers: connections,
+                rate: rate.unwrap_or(100.0 * connections as f64 / c.connections.max(1) as f64),
+                size: c.size,
+                warmup,
+                duration,
+                stall,
+                meter: meter.clone(),
+            })
+            .await;
+            Outcome {
+                m,
+                delivery: Some(d),
+                hold: None,
+            }
         }
-        Ok(())
-    }
+        (Scenario::SseConnect, Target::Sse(t)) => plain(
+            sse_connect::connect(sse_connect::ConnectPlan {
+                target: t.clone(),
+                connections,
+                warmup,
+                duration,
+                stall,
+                meter: meter.clone(),
+            })
+            .await,
+        ),
+        _ => return Err(BenchError::TargetProtocol(plan.scenario.name())),
+    })
 }

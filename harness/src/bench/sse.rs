@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::progress::Meter;
 use super::ws::{Measured, histogram};
 use crate::sse::http::{self, Item, Limits, StreamConn};
 use crate::sse::run::SseTarget;
@@ -27,10 +28,11 @@ pub struct FanoutPlan {
     pub warmup: Duration,
     pub duration: Duration,
     pub stall: Duration,
+    pub meter: Arc<Meter>,
 }
 
 /// Exact delivery counts over every subscriber.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
     pub published: u64,
     pub failed_publishes: u64,
@@ -139,9 +141,9 @@ async fn subscriber(
                     if seq >= from && sent > 0 {
                         let sent_at = schedule.base + Duration::from_micros(sent);
                         let lag = at.saturating_duration_since(sent_at.into_std());
-                        let _ = s
-                            .latency
-                            .record(lag.as_micros().clamp(1, 3_600_000_000) as u64);
+                        let us = lag.as_micros().clamp(1, 3_600_000_000) as u64;
+                        let _ = s.latency.record(us);
+                        plan.meter.record(us);
                     }
                 });
             }

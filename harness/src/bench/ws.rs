@@ -3,11 +3,13 @@
 //! `ws-connect` (opening handshakes per second and their latency).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
+use super::progress::Meter;
 use super::wsclient::{self, Failure, Message};
 use crate::target::WsTarget;
 use crate::wire::frame::Opcode;
@@ -30,8 +32,12 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
-fn record(h: &mut Histogram<u64>, d: Duration) {
-    let _ = h.record(d.as_micros().clamp(1, 3_600_000_000) as u64);
+/// Records one operation's latency in the connection's histogram and on
+/// the progress meter.
+pub fn record(h: &mut Histogram<u64>, meter: &Meter, d: Duration) {
+    let us = d.as_micros().clamp(1, 3_600_000_000) as u64;
+    let _ = h.record(us);
+    meter.record(us);
 }
 
 #[derive(Clone, Debug)]
@@ -47,13 +53,14 @@ pub struct EchoPlan {
     /// How long a connection may go without progress before it counts as
     /// stalled.
     pub stall: Duration,
+    pub meter: Arc<Meter>,
 }
 
-struct ConnResult {
-    operations: u64,
-    bytes: u64,
-    latency: Histogram<u64>,
-    error: Option<Failure>,
+pub struct ConnResult {
+    pub operations: u64,
+    pub bytes: u64,
+    pub latency: Histogram<u64>,
+    pub error: Option<Failure>,
 }
 
 impl Default for ConnResult {
@@ -119,11 +126,12 @@ async fn echo_connection(plan: EchoPlan, start: Instant) -> ConnResult {
                         break;
                     };
                     if sent >= measure_from && sent < end {
-                        record(&mut out.latency, sent.elapsed());
+                        record(&mut out.latency, &plan.meter, sent.elapsed());
                         out.operations += 1;
                         out.bytes += len as u64;
                     }
                 }
+                Ok(Message::Pong(_)) => {}
                 Ok(Message::Ping(p)) => {
                     if let Err(e) = wsclient::send(&mut writer, Opcode::Pong, &p).await {
                         out.error = Some(e);
@@ -148,7 +156,17 @@ pub async fn echo(plan: EchoPlan) -> Measured {
     merge(tasks, plan.duration).await
 }
 
-async fn merge(mut tasks: tokio::task::JoinSet<ConnResult>, span: Duration) -> Measured {
+pub async fn merge(mut tasks: tokio::task::JoinSet<ConnResult>, span: Duration) -> Measured {
+    let mut results = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        results.push(r.ok());
+    }
+    tally(results, span)
+}
+
+/// Adds up the connections' results; `None` is a task that failed (a
+/// harness error, counted as such).
+pub fn tally(results: impl IntoIterator<Item = Option<ConnResult>>, span: Duration) -> Measured {
     let mut m = Measured {
         operations: 0,
         bytes: 0,
@@ -156,8 +174,8 @@ async fn merge(mut tasks: tokio::task::JoinSet<ConnResult>, span: Duration) -> M
         errors: BTreeMap::new(),
         span,
     };
-    while let Some(r) = tasks.join_next().await {
-        let Ok(r) = r else {
+    for r in results {
+        let Some(r) = r else {
             *m.errors.entry("harness".into()).or_default() += 1;
             continue;
         };
@@ -179,6 +197,7 @@ pub struct ConnectPlan {
     pub warmup: Duration,
     pub duration: Duration,
     pub stall: Duration,
+    pub meter: Arc<Meter>,
 }
 
 async fn connect_worker(plan: ConnectPlan, start: Instant) -> ConnResult {
@@ -191,7 +210,7 @@ async fn connect_worker(plan: ConnectPlan, start: Instant) -> ConnResult {
         match wsclient::connect(&plan.target, plan.stall).await {
             Ok((_reader, mut writer)) => {
                 if t0 >= measure_from {
-                    record(&mut out.latency, t0.elapsed());
+                    record(&mut out.latency, &plan.meter, t0.elapsed());
                     out.operations += 1;
                 }
                 wsclient::close(&mut writer).await;

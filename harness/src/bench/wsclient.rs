@@ -25,6 +25,10 @@ pub enum Failure {
     Reset,
     Protocol(String),
     Stalled,
+    /// An HTTP response other than the one asked for (SSE).
+    Response(String),
+    /// No pong for a ping in time (ws-hold).
+    NoPong,
 }
 
 impl Failure {
@@ -37,6 +41,8 @@ impl Failure {
             Failure::Reset => "reset",
             Failure::Protocol(_) => "protocol",
             Failure::Stalled => "stalled",
+            Failure::Response(_) => "response",
+            Failure::NoPong => "no-pong",
         }
     }
 }
@@ -118,8 +124,8 @@ pub async fn close(write: &mut OwnedWriteHalf) {
 }
 
 impl Reader {
-    /// The length of the next whole data message; pings are answered
-    /// through `pongs` by the caller's writer (returned as `Ok(None)`).
+    /// The next whole data message (its length), ping or pong; the caller
+    /// answers pings with its writer.
     pub async fn message(&mut self, stall: Duration) -> Result<Message, Failure> {
         loop {
             match frame::decode(&self.buf, MAX_MESSAGE) {
@@ -127,7 +133,7 @@ impl Reader {
                     self.buf.advance(n);
                     match f.opcode {
                         Opcode::Ping => return Ok(Message::Ping(f.payload)),
-                        Opcode::Pong => {}
+                        Opcode::Pong => return Ok(Message::Pong(f.payload)),
                         Opcode::Close => return Err(Failure::ClosedByTarget),
                         Opcode::Text | Opcode::Binary | Opcode::Continuation => {
                             if f.fin && self.partial.is_empty() {
@@ -160,4 +166,5 @@ impl Reader {
 pub enum Message {
     Data(usize),
     Ping(Vec<u8>),
+    Pong(Vec<u8>),
 }

@@ -6,6 +6,7 @@
 //! then run; the exit code is a pure function of the run's statistics
 //! ([`exit::status`]).
 
+mod bench;
 pub mod exit;
 mod list;
 mod report;
@@ -21,6 +22,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::case::select;
 use crate::case::{Case, file};
 use crate::report::console::Verbosity;
+pub use bench::{BenchArgs, BenchTool};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -142,53 +144,6 @@ impl RunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// What to measure.
-    #[arg(value_enum)]
-    pub scenario: crate::bench::Scenario,
-    /// WebSocket echo target, e.g. ws://127.0.0.1:9001/
-    #[arg(long, value_name = "URL")]
-    pub ws: Option<String>,
-    /// SSE stream target (sse-fanout), e.g. http://127.0.0.1:8080/events
-    #[arg(long, value_name = "URL", requires = "publish")]
-    pub sse: Option<String>,
-    /// SSE publish endpoint (sse-fanout).
-    #[arg(long, value_name = "URL", requires = "sse")]
-    pub publish: Option<String>,
-    /// Connections (ws-echo), handshakes in flight (ws-connect) or
-    /// subscribers (sse-fanout).
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub connections: usize,
-    /// Message size in bytes.
-    #[arg(long, default_value_t = 64, value_name = "BYTES")]
-    pub size: usize,
-    /// Messages per second over all connections (open loop; closed loop
-    /// when not given); events published per second for sse-fanout.
-    #[arg(long, value_name = "PER_SECOND")]
-    pub rate: Option<f64>,
-    /// Messages in flight per connection in a closed loop.
-    #[arg(long, default_value_t = 1, value_name = "DEPTH")]
-    pub pipeline: usize,
-    /// How long to measure.
-    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_run_timeout)]
-    pub duration: Duration,
-    /// How long to run before measuring.
-    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_warmup)]
-    pub warmup: Duration,
-    /// Write the JSON report here (`-`: standard output).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-}
-
-fn parse_warmup(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 1s)"))?;
-    if d > crate::case::MAX_DURATION {
-        return Err("the warm-up must be at most 24h".to_string());
-    }
-    Ok(d)
-}
-
-#[derive(Debug, Args)]
 pub struct ListArgs {
     /// Glob patterns over case ids, or family names; all cases when none.
     pub patterns: Vec<String>,
@@ -231,8 +186,10 @@ pub enum ConfigError {
     Jobs,
     #[error("--rate must be a positive number of messages per second")]
     Rate,
-    #[error("{} needs its target: --ws for the ws-* scenarios, --sse and --publish for sse-fanout (or none: the embedded server)", .0.name())]
+    #[error("{} needs its target: --ws for the ws-* scenarios, --sse and --publish for sse-fanout, --sse for sse-connect (or none: the embedded server)", .0.name())]
     BenchTarget(crate::bench::Scenario),
+    #[error(transparent)]
+    Bench(#[from] crate::bench::BenchError),
     #[error("cannot start the embedded reference server: {0}")]
     Embedded(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -300,7 +257,7 @@ fn usage_error(e: clap::Error) -> std::process::ExitCode {
 pub async fn execute(cli: Cli, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::run(*args, out, err).await,
-        Command::Bench(args) => bench(*args, out).await,
+        Command::Bench(args) => bench::bench(*args, out, err).await,
         Command::List(args) => list::list(args, out, err),
         Command::Show { id, cases } => list::show(&id, cases, out),
         Command::Report(args) => report::report(args, out),
@@ -336,85 +293,6 @@ async fn listen_addr(listen: &str) -> Result<std::net::SocketAddr, ConfigError> 
             "the name resolves to no address",
         ))
     })
-}
-
-async fn bench(args: BenchArgs, out: &mut (dyn Write + Send)) -> Result<i32, ConfigError> {
-    if args.connections == 0 || args.pipeline == 0 {
-        return Err(ConfigError::Jobs);
-    }
-    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        return Err(ConfigError::Rate);
-    }
-    let json = args.json.clone();
-    if let Some(p) = &json
-        && p.as_os_str() != "-"
-    {
-        resolve::check_writable(p)?;
-    }
-    let embedded = if args.ws.is_none() && args.sse.is_none() {
-        let server = pushspec_reference_server::Server::bind(
-            ([127, 0, 0, 1], 0).into(),
-            pushspec_reference_server::Config::conformance(),
-        )
-        .await
-        .map_err(ConfigError::Embedded)?;
-        Some(server.spawn_isolated().map_err(ConfigError::Embedded)?)
-    } else {
-        None
-    };
-    let reference = embedded
-        .as_ref()
-        .map(|s| crate::engine::Targets::reference(s.local_addr()));
-    let target = if args.scenario == crate::bench::Scenario::SseFanout {
-        match (&args.sse, &args.publish, &reference) {
-            (Some(s), Some(p), _) => crate::bench::Target::Sse(crate::sse::run::SseTarget {
-                stream: crate::target::parse_http(s)?,
-                publish: Some(crate::target::parse_http(p)?),
-            }),
-            (_, _, Some(r)) => {
-                crate::bench::Target::Sse(r.sse.clone().expect("reference SSE endpoints"))
-            }
-            _ => return Err(ConfigError::BenchTarget(args.scenario)),
-        }
-    } else {
-        match (&args.ws, &reference) {
-            (Some(u), _) => crate::bench::Target::Ws(crate::target::parse_ws(u)?),
-            (None, Some(r)) => {
-                crate::bench::Target::Ws(r.ws.clone().expect("reference WebSocket endpoint"))
-            }
-            (None, None) => return Err(ConfigError::BenchTarget(args.scenario)),
-        }
-    };
-    let plan = crate::bench::Plan {
-        scenario: args.scenario,
-        target,
-        config: crate::bench::Config {
-            connections: args.connections,
-            size: args.size,
-            pipeline: args.pipeline,
-            rate: args.rate,
-            warmup_ms: args.warmup.as_millis() as u64,
-            duration_ms: args.duration.as_millis() as u64,
-        },
-    };
-    let report = crate::bench::run(plan)
-        .await
-        .map_err(ConfigError::Embedded)?;
-    let to_stdout = json.as_ref().is_some_and(|p| p.as_os_str() == "-");
-    if to_stdout {
-        let _ = out.write_all(report.to_json().as_bytes());
-    } else {
-        let _ = report.print(out);
-        if let Some(p) = &json {
-            crate::report::write_file(p, report.to_json().as_bytes()).map_err(|source| {
-                ConfigError::Report {
-                    file: p.display().to_string(),
-                    source,
-                }
-            })?;
-        }
-    }
-    Ok(exit::OK)
 }
 
 async fn serve(listen: &str, out: &mut (dyn Write + Send)) -> Result<i32, ConfigError> {
