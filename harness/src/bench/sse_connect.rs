@@ -25,7 +25,7 @@ pub struct ConnectPlan {
     pub meter: Arc<Meter>,
 }
 
-/// Opens one subscription and waits for its `200` head.
+/// Opens one subscription and waits for its `200` event-stream head.
 async fn subscribe(plan: &ConnectPlan) -> Result<(), Failure> {
     let mut req = http::request("GET", &plan.target.stream);
     req.set("Accept", "text/event-stream");
@@ -38,9 +38,21 @@ async fn subscribe(plan: &ConnectPlan) -> Result<(), Failure> {
         .map_err(Failure::Connect)?;
     match tokio::time::timeout(plan.stall, conn.items.recv()).await {
         Err(_) => Err(Failure::Stalled),
-        Ok(Some(Item::Head { response, .. })) if response.status == 200 => Ok(()),
-        Ok(Some(Item::Head { response, .. })) => {
+        Ok(Some(Item::Head { response, .. })) if response.status != 200 => {
             Err(Failure::Response(format!("status {}", response.status)))
+        }
+        // A 200 that is not an event stream is no subscription.
+        Ok(Some(Item::Head { response, .. })) => {
+            let ct = response.headers("content-type").next().unwrap_or("");
+            if ct
+                .split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+            {
+                Ok(())
+            } else {
+                Err(Failure::Response(format!("Content-Type {ct:?}")))
+            }
         }
         Ok(Some(Item::Invalid(e))) | Ok(Some(Item::Unsupported(e))) => Err(Failure::Protocol(e)),
         Ok(_) => Err(Failure::ClosedByTarget),
