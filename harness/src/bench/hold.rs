@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::progress::Meter;
 use super::ws::{ConnResult, Measured, record, tally};
 use super::wsclient::{self, Failure, Message};
-use crate::wire::frame::Opcode;
 use crate::target::WsTarget;
+use crate::wire::frame::Opcode;
 
 /// Handshakes in flight at once while opening: enough to open thousands
 /// of connections in seconds, few enough not to overflow a listen backlog
@@ -80,7 +80,7 @@ async fn one(
             return (out, false);
         }
     };
-    record(&mut out.latency, &plan.meter, t0.elapsed());
+    record(&plan.meter, plan.meter.slot(), t0.elapsed());
     out.operations = 1;
 
     // Hold: answer the target's pings, notice a close, until the end.
@@ -189,7 +189,7 @@ pub async fn hold(plan: HoldPlan) -> (Measured, Hold) {
             c
         }));
     }
-    let m = tally(results, opening.max(Duration::from_millis(1)));
+    let m = tally(results, opening.max(Duration::from_millis(1)), &plan.meter);
     let h = Hold {
         requested: plan.connections as u64,
         opened: m.operations,

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::progress::Meter;
-use super::ws::{Measured, histogram};
+use super::ws::Measured;
 use crate::sse::http::{self, Item, Limits, StreamConn};
 use crate::sse::run::SseTarget;
 use crate::wire::event_stream::Parser;
@@ -57,7 +56,9 @@ struct Sub {
     delivered: u64,
     duplicated: u64,
     out_of_order: u64,
-    latency: Histogram<u64>,
+    /// Receipts measured (after the warm-up), and the largest lag.
+    measured: u64,
+    max_lag_us: u64,
     error: Option<&'static str>,
 }
 
@@ -80,7 +81,8 @@ async fn subscriber(
         delivered: 0,
         duplicated: 0,
         out_of_order: 0,
-        latency: histogram(),
+        measured: 0,
+        max_lag_us: 0,
         error: None,
     };
     let mut req = http::request("GET", &plan.target.stream);
@@ -108,6 +110,7 @@ async fn subscriber(
         }
     }
     let mut parser = Parser::new();
+    let slot = plan.meter.slot();
     let mut highest: Option<usize> = None;
     let stopped = stop.notified();
     tokio::pin!(stopped);
@@ -142,8 +145,9 @@ async fn subscriber(
                         let sent_at = schedule.base + Duration::from_micros(sent);
                         let lag = at.saturating_duration_since(sent_at.into_std());
                         let us = lag.as_micros().clamp(1, 3_600_000_000) as u64;
-                        let _ = s.latency.record(us);
-                        plan.meter.record(us);
+                        s.measured += 1;
+                        s.max_lag_us = s.max_lag_us.max(us);
+                        plan.meter.record(slot, us);
                     }
                 });
             }
@@ -247,7 +251,7 @@ pub async fn fanout(plan: FanoutPlan) -> (Measured, Delivery) {
     let mut m = Measured {
         operations: 0,
         bytes: 0,
-        latency: histogram(),
+        latency: super::ws::histogram(),
         errors: BTreeMap::new(),
         span: plan.duration,
     };
@@ -263,10 +267,11 @@ pub async fn fanout(plan: FanoutPlan) -> (Measured, Delivery) {
         d.delivered += s.delivered;
         d.duplicated += s.duplicated;
         d.out_of_order += s.out_of_order;
-        d.slowest_subscriber_lag_us = d.slowest_subscriber_lag_us.max(s.latency.max());
-        m.operations += s.latency.len();
-        let _ = m.latency.add(&s.latency);
+        d.slowest_subscriber_lag_us = d.slowest_subscriber_lag_us.max(s.max_lag_us);
+        m.operations += s.measured;
     }
+    // Every subscriber has stopped recording.
+    m.latency = plan.meter.latencies();
     d.lost = d.expected.saturating_sub(d.delivered);
     m.bytes = m.operations * plan.size as u64;
     if d.failed_publishes > 0 {

@@ -62,6 +62,7 @@ async fn subscribe(plan: &ConnectPlan) -> Result<(), Failure> {
 
 async fn worker(plan: ConnectPlan, start: Instant) -> ConnResult {
     let mut out = ConnResult::default();
+    let slot = plan.meter.slot();
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
     tokio::time::sleep_until(start).await;
@@ -70,7 +71,7 @@ async fn worker(plan: ConnectPlan, start: Instant) -> ConnResult {
         match subscribe(&plan).await {
             Ok(()) => {
                 if t0 >= measure_from {
-                    record(&mut out.latency, &plan.meter, t0.elapsed());
+                    record(&plan.meter, slot, t0.elapsed());
                     out.operations += 1;
                 }
             }
@@ -91,5 +92,5 @@ pub async fn connect(plan: ConnectPlan) -> Measured {
     for _ in 0..plan.connections {
         tasks.spawn(worker(plan.clone(), start));
     }
-    merge(tasks, plan.duration).await
+    merge(tasks, plan.duration, &plan.meter).await
 }

@@ -32,12 +32,9 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
-/// Records one operation's latency in the connection's histogram and on
-/// the progress meter.
-pub fn record(h: &mut Histogram<u64>, meter: &Meter, d: Duration) {
-    let us = d.as_micros().clamp(1, 3_600_000_000) as u64;
-    let _ = h.record(us);
-    meter.record(us);
+/// Records one measured operation's latency in the run's meter.
+pub fn record(meter: &Meter, slot: usize, d: Duration) {
+    meter.record(slot, d.as_micros().clamp(1, 3_600_000_000) as u64);
 }
 
 #[derive(Clone, Debug)]
@@ -56,26 +53,17 @@ pub struct EchoPlan {
     pub meter: Arc<Meter>,
 }
 
+/// One connection's (or worker's) counts; its latencies went to the meter.
+#[derive(Default)]
 pub struct ConnResult {
     pub operations: u64,
     pub bytes: u64,
-    pub latency: Histogram<u64>,
     pub error: Option<Failure>,
-}
-
-impl Default for ConnResult {
-    fn default() -> Self {
-        ConnResult {
-            operations: 0,
-            bytes: 0,
-            latency: histogram(),
-            error: None,
-        }
-    }
 }
 
 async fn echo_connection(plan: EchoPlan, start: Instant) -> ConnResult {
     let mut out = ConnResult::default();
+    let slot = plan.meter.slot();
     let (mut reader, mut writer) = match wsclient::connect(&plan.target, plan.stall).await {
         Ok(c) => c,
         Err(e) => {
@@ -126,7 +114,7 @@ async fn echo_connection(plan: EchoPlan, start: Instant) -> ConnResult {
                         break;
                     };
                     if sent >= measure_from && sent < end {
-                        record(&mut out.latency, &plan.meter, sent.elapsed());
+                        record(&plan.meter, slot, sent.elapsed());
                         out.operations += 1;
                         out.bytes += len as u64;
                     }
@@ -153,24 +141,32 @@ pub async fn echo(plan: EchoPlan) -> Measured {
     for _ in 0..plan.connections {
         tasks.spawn(echo_connection(plan.clone(), start));
     }
-    merge(tasks, plan.duration).await
+    merge(tasks, plan.duration, &plan.meter).await
 }
 
-pub async fn merge(mut tasks: tokio::task::JoinSet<ConnResult>, span: Duration) -> Measured {
+pub async fn merge(
+    mut tasks: tokio::task::JoinSet<ConnResult>,
+    span: Duration,
+    meter: &Meter,
+) -> Measured {
     let mut results = Vec::new();
     while let Some(r) = tasks.join_next().await {
         results.push(r.ok());
     }
-    tally(results, span)
+    tally(results, span, meter)
 }
 
 /// Adds up the connections' results; `None` is a task that failed (a
 /// harness error, counted as such).
-pub fn tally(results: impl IntoIterator<Item = Option<ConnResult>>, span: Duration) -> Measured {
+pub fn tally(
+    results: impl IntoIterator<Item = Option<ConnResult>>,
+    span: Duration,
+    meter: &Meter,
+) -> Measured {
     let mut m = Measured {
         operations: 0,
         bytes: 0,
-        latency: histogram(),
+        latency: meter.latencies(),
         errors: BTreeMap::new(),
         span,
     };
@@ -181,7 +177,6 @@ pub fn tally(results: impl IntoIterator<Item = Option<ConnResult>>, span: Durati
         };
         m.operations += r.operations;
         m.bytes += r.bytes;
-        let _ = m.latency.add(&r.latency);
         if let Some(e) = r.error {
             *m.errors.entry(e.kind().into()).or_default() += 1;
         }
@@ -202,6 +197,7 @@ pub struct ConnectPlan {
 
 async fn connect_worker(plan: ConnectPlan, start: Instant) -> ConnResult {
     let mut out = ConnResult::default();
+    let slot = plan.meter.slot();
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
     tokio::time::sleep_until(start).await;
@@ -210,7 +206,7 @@ async fn connect_worker(plan: ConnectPlan, start: Instant) -> ConnResult {
         match wsclient::connect(&plan.target, plan.stall).await {
             Ok((_reader, mut writer)) => {
                 if t0 >= measure_from {
-                    record(&mut out.latency, &plan.meter, t0.elapsed());
+                    record(&plan.meter, slot, t0.elapsed());
                     out.operations += 1;
                 }
                 wsclient::close(&mut writer).await;
@@ -232,5 +228,5 @@ pub async fn connect(plan: ConnectPlan) -> Measured {
     for _ in 0..plan.connections {
         tasks.spawn(connect_worker(plan.clone(), start));
     }
-    merge(tasks, plan.duration).await
+    merge(tasks, plan.duration, &plan.meter).await
 }
