@@ -94,8 +94,18 @@ async fn echo_connection(plan: EchoPlan, start: Instant) -> ConnResult {
         } else {
             None
         };
+        // A message already due is sent without going through the timer:
+        // tokio rounds timer deadlines up to the next millisecond, which
+        // would cap a closed loop at about 1,000 messages/s per connection.
+        let due = async move {
+            if let Some(t) = send_at
+                && t > Instant::now()
+            {
+                tokio::time::sleep_until(t).await;
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep_until(send_at.unwrap_or(now)), if send_at.is_some() => {
+            _ = due, if send_at.is_some() => {
                 let intended = send_at.unwrap_or(now);
                 match tokio::time::timeout(plan.stall, wsclient::send(&mut writer, Opcode::Binary, &payload)).await {
                     Ok(Ok(())) => {}
