@@ -35,7 +35,7 @@ fn micro(c: &mut Criterion) {
             h.record(black_box(v)).unwrap();
         })
     });
-    let payload = vec![0x2au8; 32];
+    let payload = [0x2au8; 32];
     c.bench_function("client_encode_masked_32B", |b| {
         b.iter(|| {
             frame::encode(
