@@ -285,6 +285,23 @@ enum Next {
     Ended,
 }
 
+/// What reading up to a fence does with the events met before it.
+#[derive(Clone, Copy)]
+enum Before {
+    /// Pass over them: the read only makes sure earlier events arrived.
+    Skip,
+    /// Fail on one of the case's events (none was due) and on a stray one.
+    Judge,
+}
+
+/// How reading up to a fence ended.
+enum FenceRead {
+    /// The fence arrived, at this instant.
+    Arrived(Instant),
+    Timeout,
+    Ended,
+}
+
 impl Stream {
     fn status(&self) -> Option<u16> {
         self.head.as_ref().map(|(r, _, _)| r.status)
@@ -825,15 +842,54 @@ impl Driver<'_> {
         let k = self.publish_fence().await.ok()?;
         let done = Instant::now();
         let hard = done + self.settings.timeout;
+        match self
+            .read_to_fence(name, Some(k), Some(hard), done, Before::Skip)
+            .await
+            .ok()?
+        {
+            FenceRead::Arrived(at) => Some(at.saturating_duration_since(done)),
+            FenceRead::Timeout | FenceRead::Ended => None,
+        }
+    }
+
+    /// Reads stream `name` until fence `fence` arrives (without one, until
+    /// the wait ends), treating the events before it as `before` says.
+    /// `hard` and `idle_from` bound each wait as in `next_event`.
+    async fn read_to_fence(
+        &mut self,
+        name: &str,
+        fence: Option<u64>,
+        hard: Option<Instant>,
+        idle_from: Instant,
+        before: Before,
+    ) -> Result<FenceRead, Stop> {
         loop {
-            match self.next_event(name, Some(hard), done).await.ok()? {
-                Next::Event(Ev {
-                    class: Class::Fence(n),
-                    at,
-                    ..
-                }) if n == k => return Some(at.saturating_duration_since(done)),
-                Next::Event(_) => {}
-                Next::Timeout | Next::Ended => return None,
+            let (ev, class, at) = match self.next_event(name, hard, idle_from).await? {
+                Next::Event(Ev { ev, class, at, .. }) => (ev, class, at),
+                Next::Timeout => return Ok(FenceRead::Timeout),
+                Next::Ended => return Ok(FenceRead::Ended),
+            };
+            match (class, before) {
+                (Class::Fence(k), _) if Some(k) == fence => return Ok(FenceRead::Arrived(at)),
+                (Class::Ours, Before::Judge) => {
+                    let s = self.stream(name)?;
+                    let dup = s.taken[..s.taken.len().saturating_sub(1)].contains(&ev.data);
+                    return Err(fail(
+                        format!(
+                            "stream {name} delivered {}event with data {} where no more event of this case was due",
+                            if dup { "a duplicate: an " } else { "an " },
+                            preview(ev.data.as_bytes())
+                        ),
+                        "no further event of this case",
+                        describe_plain(&ev),
+                    ));
+                }
+                (Class::Other | Class::ForeignFence, Before::Judge) => {
+                    if let Some(stop) = self.stream(name)?.stray(&ev, class) {
+                        return Err(stop);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -1918,6 +1974,22 @@ impl Driver<'_> {
         }
     }
 
+    /// Waits (from `start`, up to the timeout) for the head of stream
+    /// `name`: an error if it is overdue or the stream is broken; `false`
+    /// if it has a status other than 200, so that no event can arrive and
+    /// there is nothing to read up to a fence.
+    async fn answered_200(&mut self, name: &str, start: Instant) -> Result<bool, Stop> {
+        self.wait_head(name, start + self.settings.timeout).await;
+        let s = self.streams.get(name).ok_or_else(|| missing(name))?;
+        if let Some(p) = s
+            .head_overdue(self.settings.timeout)
+            .or_else(|| s.problem())
+        {
+            return Err(p);
+        }
+        Ok(!s.status().is_some_and(|s| s != 200))
+    }
+
     async fn sync(&mut self, y: &SyncSpec) -> Result<(), Stop> {
         if !self.can_publish() {
             if y.optional {
@@ -1928,48 +2000,25 @@ impl Driver<'_> {
             ));
         }
         let name = y.stream.as_str();
-        self.wait_head(name, Instant::now() + self.settings.timeout)
-            .await;
-        let s = self.streams.get(name).ok_or_else(|| missing(name))?;
-        if let Some(p) = s
-            .head_overdue(self.settings.timeout)
-            .or_else(|| s.problem())
-        {
-            return Err(p);
-        }
-        if s.status().is_some_and(|s| s != 200) {
+        if !self.answered_200(name, Instant::now()).await? {
             return Ok(());
         }
         let start = Instant::now();
         let k = self.publish_fence().await?;
-        loop {
-            match self.next_event(name, None, start).await? {
-                Next::Event(Ev {
-                    class: Class::Fence(n),
-                    ..
-                }) if n == k => return Ok(()),
-                Next::Event(_) => {}
-                Next::Timeout | Next::Ended => {
-                    self.t
-                        .note(format!("[{name}] the fence did not arrive; going on"));
-                    return Ok(());
-                }
-            }
+        let read = self
+            .read_to_fence(name, Some(k), None, start, Before::Skip)
+            .await?;
+        if !matches!(read, FenceRead::Arrived(_)) {
+            self.t
+                .note(format!("[{name}] the fence did not arrive; going on"));
         }
+        Ok(())
     }
 
     async fn expect_no_event(&mut self, e: &ExpectNoEvent) -> Result<(), Stop> {
         let name = e.stream.as_str();
         let start = Instant::now();
-        self.wait_head(name, start + self.settings.timeout).await;
-        let s = self.streams.get(name).ok_or_else(|| missing(name))?;
-        if let Some(p) = s
-            .head_overdue(self.settings.timeout)
-            .or_else(|| s.problem())
-        {
-            return Err(p);
-        }
-        if s.status().is_some_and(|s| s != 200) {
+        if !self.answered_200(name, start).await? {
             return Ok(());
         }
         let (fence, hard) = if self.can_publish() {
@@ -1981,41 +2030,15 @@ impl Driver<'_> {
         } else {
             (None, start + e.within.map_or(NO_EVENT_WAIT, |w| w.0))
         };
-        loop {
-            match self.next_event(name, Some(hard), start).await? {
-                Next::Event(Ev { ev, class, .. }) => match class {
-                    Class::Fence(k) if Some(k) == fence => return Ok(()),
-                    Class::Ours => {
-                        let s = self.stream(name)?;
-                        let dup = s.taken[..s.taken.len().saturating_sub(1)].contains(&ev.data);
-                        return Err(fail(
-                            format!(
-                                "stream {name} delivered {}event with data {} where no more event of this case was due",
-                                if dup { "a duplicate: an " } else { "an " },
-                                preview(ev.data.as_bytes())
-                            ),
-                            "no further event of this case",
-                            describe_plain(&ev),
-                        ));
-                    }
-                    Class::Other | Class::ForeignFence => {
-                        if let Some(stop) = self.stream(name)?.stray(&ev, class) {
-                            return Err(stop);
-                        }
-                    }
-                    Class::Fence(_) => {}
-                },
-                Next::Timeout => {
-                    if fence.is_some() {
-                        self.t.note(format!(
-                            "[{name}] the fence did not arrive; nothing of this case came either"
-                        ));
-                    }
-                    return Ok(());
-                }
-                Next::Ended => return Ok(()),
-            }
+        let read = self
+            .read_to_fence(name, fence, Some(hard), start, Before::Judge)
+            .await?;
+        if matches!(read, FenceRead::Timeout) && fence.is_some() {
+            self.t.note(format!(
+                "[{name}] the fence did not arrive; nothing of this case came either"
+            ));
         }
+        Ok(())
     }
 
     async fn expect_framing(&mut self, f: &ExpectFraming) -> Result<(), Stop> {
