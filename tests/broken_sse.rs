@@ -607,6 +607,21 @@ async fn error_on_a_future_id_fails_sse_replay() {
     .await;
 }
 
+/// A stream opened with an id never issued may begin with one marker event;
+/// replaying history for it (`0` and `-1` compared as numbers) is a finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_replayed_for_a_never_issued_id_fails_sse_replay() {
+    prove(
+        Fault::NumericResume,
+        &[REPLAY],
+        &[
+            "sse.replay.unknown-id-zero",
+            "sse.replay.unknown-id-negative",
+        ],
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_sensitive_header_name_fails_sse_replay() {
     prove(

@@ -111,6 +111,11 @@ pub enum Fault {
     /// Answers 500 to a numeric `Last-Event-ID` beyond the newest id (an
     /// index past the end of its buffer).
     FutureIdIs500,
+    /// Resumes by comparing numbers (`id > N`) instead of looking the id
+    /// up: a numeric `Last-Event-ID` it never issued (0, -1) replays its
+    /// whole history. Its history starts with two events of its own, so
+    /// the replay is never a lone event that could pass for a marker.
+    NumericResume,
     /// Events published while another publish is in flight reach every
     /// other stream in swapped pairs: subscribers see concurrent events in
     /// different orders (per-subscriber delivery not serialized).
@@ -198,11 +203,19 @@ pub async fn spawn(fault: Fault) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, _) = broadcast::channel(4096);
+    let history: Vec<Arc<(String, String)>> = if fault == Fault::NumericResume {
+        ["1", "2"]
+            .iter()
+            .map(|id| Arc::new((id.to_string(), format!("fixture history {id}"))))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let hub = Arc::new(Hub {
         fault,
         state: Mutex::new(State {
-            events: Vec::new(),
-            next_id: 1,
+            next_id: history.len() as u64 + 1,
+            events: history,
             finished: false,
             inflight: 0,
             concurrent: Default::default(),
@@ -689,7 +702,15 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                     };
                     replay.extend(st.events[from..].iter().cloned());
                 }
-                None => unknown = true,
+                None => match id.parse::<i128>() {
+                    Ok(n) if fault == Fault::NumericResume => replay.extend(
+                        st.events
+                            .iter()
+                            .filter(|e| e.0.parse::<i128>().is_ok_and(|i| i > n))
+                            .cloned(),
+                    ),
+                    _ => unknown = true,
+                },
             },
             None if fault == Fault::ReplaysToFreshStreams => {
                 replay.extend(st.events.iter().cloned())

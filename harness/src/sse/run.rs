@@ -195,6 +195,9 @@ enum Class {
     Fence(u64),
     /// A fence of another case or run.
     ForeignFence,
+    /// The first event the case did not publish on a stream opened with an
+    /// id the target never issued: the contract's marker event.
+    Marker,
     Other,
 }
 
@@ -251,9 +254,12 @@ struct Stream {
     /// Opened with `Last-Event-ID`.
     resumed: bool,
     /// Opened with a literal `Last-Event-ID` the target never issued: the
-    /// contract lets it answer with a marker event, so events this case did
-    /// not publish are no finding on this stream.
-    tolerates_other: bool,
+    /// contract lets it answer with one marker event (the first event the
+    /// case did not publish, [`Class::Marker`]); a second one is a finding
+    /// (history replayed for an id never issued?).
+    never_issued: bool,
+    /// The marker event has arrived.
+    marker_seen: bool,
     /// Event types the profile says the target sends on its own
     /// (`sse.extra_event_types`: a welcome or status event): set aside,
     /// never a finding and never taken for the case's events.
@@ -382,7 +388,11 @@ impl Stream {
                         ));
                         continue;
                     }
-                    let class = classify(&ev.data, at, published, nonce);
+                    let mut class = classify(&ev.data, at, published, nonce);
+                    if class == Class::Other && self.never_issued && !self.marker_seen {
+                        self.marker_seen = true;
+                        class = Class::Marker;
+                    }
                     sync_point |= matches!(class, Class::Ours | Class::Fence(_));
                     let bulk = class == Class::Ours
                         && published.iter().rev().any(|p| p.bulk && p.data == ev.data);
@@ -413,7 +423,7 @@ impl Stream {
                         }
                         self.seen.push(ev.clone());
                     }
-                    if matches!(class, Class::Other | Class::ForeignFence)
+                    if matches!(class, Class::Other | Class::ForeignFence | Class::Marker)
                         && self.queue.len() >= MAX_QUEUED_OTHER
                     {
                         continue;
@@ -517,12 +527,19 @@ impl Stream {
         // target may acknowledge a publish before it fans the event out,
         // so a stream opened just after can still get it. Not a finding
         // (and not a verdict that depends on scheduling).
-        if self.tolerates_other || class == Class::ForeignFence {
+        // The contract lets a stream opened with an id never issued begin
+        // with one marker event.
+        if matches!(class, Class::ForeignFence | Class::Marker) {
             return None;
         }
+        let why = if self.never_issued {
+            "a stream opened with an id the target never issued may carry one marker event, not more (history replayed for an id never issued?)"
+        } else {
+            "a stream carries only the events published to it, unchanged (a published event altered? a keep-alive sent as `data:`? an old event sent again?)"
+        };
         Some(fail(
             format!(
-                "stream {} dispatched an event this case never published: {}; a stream carries only the events published to it, unchanged (a published event altered? a keep-alive sent as `data:`? an old event sent again?)",
+                "stream {} dispatched an event this case never published: {}; {why}",
                 self.describe_name(),
                 describe_plain(ev)
             ),
@@ -668,7 +685,7 @@ fn describe_event(ev: &parser::Event, class: Class, published: &[Published]) -> 
         Some(id) if id.is_empty() => "empty id",
         Some(_) => "id",
     };
-    let other = if class == Class::Other {
+    let other = if matches!(class, Class::Other | Class::Marker) {
         "other traffic: "
     } else {
         ""
@@ -884,7 +901,7 @@ impl Driver<'_> {
                         describe_plain(&ev),
                     ));
                 }
-                (Class::Other | Class::ForeignFence, Before::Judge) => {
+                (Class::Other | Class::ForeignFence | Class::Marker, Before::Judge) => {
                     if let Some(stop) = self.stream(name)?.stray(&ev, class) {
                         return Err(stop);
                     }
@@ -941,7 +958,7 @@ impl Driver<'_> {
             let taken = &s.taken;
             for Ev { ev, class, .. } in &s.queue {
                 let stop = match class {
-                    Class::Other | Class::ForeignFence => s.stray(ev, *class),
+                    Class::Other | Class::ForeignFence | Class::Marker => s.stray(ev, *class),
                     Class::Ours if taken.contains(&ev.data) => Some(fail(
                         format!(
                             "stream {} delivered the event with data {} a second time",
@@ -1165,7 +1182,8 @@ impl Driver<'_> {
             overflowed: 0,
             max_line: max_line as u64,
             resumed: c.last_event_id.is_some(),
-            tolerates_other: c.last_event_id.as_ref().is_some_and(|l| l.value.is_some()),
+            never_issued: c.last_event_id.as_ref().is_some_and(|l| l.value.is_some()),
+            marker_seen: false,
             declared_extra: self
                 .caps
                 .profile
@@ -1736,7 +1754,7 @@ impl Driver<'_> {
                         ));
                     }
                     Class::Fence(_) => {}
-                    Class::Other | Class::ForeignFence => {
+                    Class::Other | Class::ForeignFence | Class::Marker => {
                         if let Some(stop) = self.stream(name)?.stray(&ev, class) {
                             return Err(stop);
                         }
@@ -1987,7 +2005,7 @@ impl Driver<'_> {
         {
             return Err(p);
         }
-        Ok(!s.status().is_some_and(|s| s != 200))
+        Ok(s.status().is_none_or(|s| s == 200))
     }
 
     async fn sync(&mut self, y: &SyncSpec) -> Result<(), Stop> {
@@ -2108,7 +2126,7 @@ impl Driver<'_> {
                     // published (a keep-alive sent as `data:`) reaches the
                     // application as a message.
                     while let Some(Ev { ev, class, .. }) = s.queue.pop_front() {
-                        if matches!(class, Class::Other | Class::ForeignFence)
+                        if matches!(class, Class::Other | Class::ForeignFence | Class::Marker)
                             && let Some(stop) = s.stray(&ev, class)
                         {
                             return Err(stop);
