@@ -125,6 +125,12 @@ pub enum Fault {
     ReplayRenumbers,
     /// Holds each event back until the next one is published.
     OneBehind,
+    /// Writes every live event twice, as a server subscribed twice to its
+    /// own feed does.
+    DuplicatesLiveEvents,
+    /// Answers streams with `202 Accepted` instead of `200 OK` (an
+    /// EventSource fails the connection on any status but 200).
+    Status202,
     /// With gzip, flushes the compressed stream only every 4 events.
     GzipBuffered,
     /// Writes events in batches, [`BATCH_DELAY`] after the first of a batch.
@@ -755,7 +761,11 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
             .to_ascii_lowercase()
             .contains("gzip")
     });
-    let mut head = String::from("HTTP/1.1 200 OK\r\n");
+    let mut head = String::from(if fault == Fault::Status202 {
+        "HTTP/1.1 202 Accepted\r\n"
+    } else {
+        "HTTP/1.1 200 OK\r\n"
+    });
     head.push_str(if fault == Fault::WrongContentType {
         "Content-Type: text/plain\r\n"
     } else {
@@ -918,6 +928,9 @@ async fn stream(mut sock: TcpStream, hub: &Hub, req: &Req) -> std::io::Result<()
                         held => {
                             if let Some(held) = held {
                                 out.event(held).await?;
+                            }
+                            if fault == Fault::DuplicatesLiveEvents {
+                                out.event(bytes.clone()).await?;
                             }
                             out.event(bytes).await?;
                         }

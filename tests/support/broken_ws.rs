@@ -98,6 +98,9 @@ pub enum Fault {
     DropsTcpOnError,
 
     // ws.handshake
+    /// Upgrades a request whatever its method, HTTP version, `Host` and
+    /// `Upgrade` headers (only the WebSocket headers are checked).
+    UpgradesAnyRequest,
     /// Upgrades whatever the `Origin` (instead of 403 for one not allowed).
     IgnoresOrigin,
     /// Answers an offered `Sec-WebSocket-Extensions` by echoing it back.
@@ -533,22 +536,23 @@ fn negotiate_deflate(lines: &[&[u8]], fault: Fault) -> Option<(Agreed, String)> 
 /// Decides the answer to a complete request head (RFC 6455 §4.2.1, §4.4).
 fn answer(req: &httparse::Request<'_, '_>, fault: Fault) -> Answer {
     let h: &[httparse::Header<'_>] = req.headers;
-    if req.method != Some("GET") {
+    let http_checked = fault != Fault::UpgradesAnyRequest;
+    if http_checked && req.method != Some("GET") {
         return Answer::Reject {
             status: 405,
             reason: "Method Not Allowed",
             extra: "Allow: GET\r\n",
         };
     }
-    if req.version != Some(1) {
+    if http_checked && req.version != Some(1) {
         return Answer::reject(400, "Bad Request");
     }
     // RFC 9112 §3.2: exactly one Host.
     let hosts = values(h, "Host").len();
-    if hosts == 0 || (hosts > 1 && fault != Fault::IgnoresDuplicateHeaders) {
+    if http_checked && (hosts == 0 || (hosts > 1 && fault != Fault::IgnoresDuplicateHeaders)) {
         return Answer::reject(400, "Bad Request");
     }
-    if !has_token(h, "Upgrade", "websocket") {
+    if http_checked && !has_token(h, "Upgrade", "websocket") {
         return Answer::reject(400, "Bad Request");
     }
     let connection_ok = if fault == Fault::NoUpgradeTokenList {
