@@ -84,6 +84,7 @@ fault_tests!(
         skipping_utf8_validation_fails_ws_utf8,
         failing_invalid_utf8_with_1002_fails_ws_utf8,
         validating_each_frame_alone_fails_ws_utf8,
+        refusing_noncharacters_fails_ws_utf8,
         validating_utf8_only_at_message_end_is_non_strict_in_ws_utf8,
         skipping_the_final_fragment_fails_ws_utf8,
         an_empty_final_fragment_ending_the_message_unchecked_fails_ws_utf8,
@@ -107,6 +108,7 @@ fault_tests!(
         accepting_invalid_offers_fails_ws_deflate,
         keeping_the_server_context_fails_ws_deflate,
         accepting_rsv1_on_continuations_fails_ws_deflate,
+        dropping_the_client_context_fails_ws_deflate,
         inflating_without_a_limit_fails_ws_deflate,
         a_server_window_above_the_agreed_one_fails_ws_deflate,
     ]

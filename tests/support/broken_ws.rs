@@ -140,6 +140,10 @@ pub enum Fault {
     SkipsUtf8Validation,
     /// Fails invalid UTF-8 with 1002 instead of 1007.
     Utf8Fails1002,
+    /// Refuses text with a Unicode noncharacter (U+FDD0..U+FDEF, and the
+    /// last two code points of every plane) with 1007, as if they were
+    /// invalid UTF-8: they are valid scalar values.
+    Utf8RefusesNoncharacters,
     /// Validates each frame's payload on its own, so a code point split
     /// across fragments is refused.
     ValidatesEachFrameAlone,
@@ -206,6 +210,10 @@ pub enum Fault {
     DeflateKeepsServerContext,
     /// Takes RSV1 on a continuation frame as if it were clear (§6.1).
     DeflateAcceptsRsv1Continuation,
+    /// Inflates every message cold, as if `client_no_context_takeover` had
+    /// been agreed: a message referring back into the previous one cannot
+    /// be inflated (§7.1.1.2: the client may take its context over).
+    DeflateDropsClientContext,
     /// Inflates without a size limit: a decompression bomb is inflated whole
     /// and echoed.
     DeflateNoInflateLimit,
@@ -254,6 +262,12 @@ pub const PONG_DELAY: Duration = Duration::from_millis(700);
 pub const IDLE_CLOSE: Duration = Duration::from_millis(300);
 /// How long [`Fault::AnswersAfterClose`] keeps handling frames.
 const AFTER_CLOSE: Duration = Duration::from_millis(200);
+
+/// [`Fault::Utf8RefusesNoncharacters`]: U+FDD0..U+FDEF and U+xFFFE, U+xFFFF.
+fn is_noncharacter(c: char) -> bool {
+    let c = c as u32;
+    (0xFDD0..=0xFDEF).contains(&c) || c & 0xFFFE == 0xFFFE
+}
 
 /// Binds `127.0.0.1:0` and serves in the background (one task per
 /// connection) until the calling runtime shuts down.
@@ -684,7 +698,11 @@ struct Deflate {
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 impl Deflate {
-    fn new(agreed: Agreed, fault: Fault) -> Deflate {
+    fn new(mut agreed: Agreed, fault: Fault) -> Deflate {
+        // The answer is written already: only the inflater forgets.
+        if fault == Fault::DeflateDropsClientContext {
+            agreed.client_no_context_takeover = true;
+        }
         let window = if fault == Fault::DeflateIgnoresServerWindow {
             15
         } else {
@@ -1156,6 +1174,10 @@ impl Conn {
             Fault::ValidatesEachFrameAlone => std::str::from_utf8(&p.payload[frame_start..])
                 .map(|_| ())
                 .map_err(|_| code),
+            Fault::Utf8RefusesNoncharacters if fin => match std::str::from_utf8(&p.payload) {
+                Ok(text) if !text.chars().any(is_noncharacter) => Ok(()),
+                _ => Err(code),
+            },
             Fault::ValidatesUtf8AtMessageEnd if !fin => Ok(()),
             Fault::ValidatesUtf8AtMessageEnd => std::str::from_utf8(&p.payload)
                 .map(|_| ())

@@ -735,6 +735,19 @@ pub const TABLE: &[WsEntry] = &[
         ..E
     },
     Entry {
+        name: "refusing_noncharacters_fails_ws_utf8",
+        fault: Fault::Utf8RefusesNoncharacters,
+        families: &[UTF8],
+        fail: &[
+            // U+xFFFE, U+xFFFF of every plane, and U+FDD0..U+FDEF.
+            glob("ws.utf8.valid-noncharacter*").count(35),
+            id("ws.utf8.valid-last-3-byte-uffff"),
+            id("ws.utf8.valid-last-4-byte-u10ffff"),
+            id("ws.utf8.valid-u10ffff-one-byte-per-frame"),
+        ],
+        ..E
+    },
+    Entry {
         name: "validating_utf8_only_at_message_end_is_non_strict_in_ws_utf8",
         fault: Fault::ValidatesUtf8AtMessageEnd,
         families: &[UTF8],
@@ -1023,6 +1036,48 @@ pub const TABLE: &[WsEntry] = &[
             id("ws.deflate.rsv1-continuation-uncompressed"),
         ],
         skip: ECHO_MATRIX,
+        ..E
+    },
+    Entry {
+        name: "dropping_the_client_context_fails_ws_deflate",
+        fault: Fault::DeflateDropsClientContext,
+        profile: WsProfile::Deflate,
+        families: &[DEFLATE],
+        // Every case sending a compressed message that refers back into an
+        // earlier one (with client context takeover agreed): repeated
+        // messages do, but random data 64 KiB apart or more is out of the
+        // 32 KiB window.
+        fail: &[
+            glob("ws.deflate.echo-*")
+                .except(&[
+                    "*-random-65536",
+                    "*-random-131072",
+                    "ws.deflate.echo-compressed",
+                ])
+                .count(38),
+            glob("ws.deflate.params-ctx-*").count(30),
+            glob("ws.deflate.server-window-*").count(12),
+            glob("ws.deflate.server-no-context-takeover-*").count(9),
+            glob("ws.deflate.offer-server-max-window-bits-*")
+                .except(&["*-8"])
+                .count(7),
+            id("ws.deflate.offer-client-max-window-bits"),
+            glob("ws.deflate.offer-client-max-window-bits-*")
+                .except(&["*-8"])
+                .count(7),
+            id("ws.deflate.offer-plain"),
+            id("ws.deflate.offer-server-no-context-takeover"),
+            id("ws.deflate.offer-other-extension-first"),
+            id("ws.deflate.offer-list-autobahn"),
+            id("ws.deflate.offer-two-lines"),
+            id("ws.deflate.decline-then-accept"),
+            id("ws.deflate.rfc-example-shared-window"),
+            id("ws.deflate.interleaved-compressed-uncompressed"),
+        ],
+        non_strict: &[
+            id("ws.deflate.offer-quoted-value"),
+            id("ws.deflate.offer-fallback-list"),
+        ],
         ..E
     },
     Entry {
