@@ -92,6 +92,7 @@ fault_tests!(
         echoing_invalid_close_codes_fails_ws_close,
         ignoring_close_reason_utf8_fails_ws_close,
         keeping_tcp_open_fails_ws_close,
+        dropping_tcp_on_errors_is_non_strict_not_a_failure,
         answering_after_close_fails_ws_close,
         an_undeclared_message_limit_fails_ws_limits,
         a_declared_message_limit_is_info_in_ws_limits,
@@ -204,24 +205,6 @@ async fn crashing_on_an_oversized_head_fails_the_follow_up_case() {
         all_pass_because: None,
     };
     check::<Ws>(&CRASH, &results, &caps);
-}
-
-/// Failing by a bare TCP close meets the MUST but not the SHOULD to send a
-/// close frame: non-strict, and the TCP close itself is what a later
-/// `expect_tcp_close` asks for (it was once waited for a second time).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_tcp_on_errors_is_non_strict_not_a_failure() {
-    let results = run_families(Fault::DropsTcpOnError, &caps(), &[CLOSE]).await;
-    for id in [
-        "ws.close.tcp-closed-after-failing",
-        "ws.close.payload-1-byte",
-        "ws.close.invalid-code-1005",
-    ] {
-        let r = &results[id];
-        assert_eq!(r.outcome, Outcome::NonStrict, "{}", describe(r));
-    }
-    let r = &results["ws.close.tcp-closed-after-close-handshake"];
-    assert_eq!(r.outcome, Outcome::Pass, "{}", describe(r));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
