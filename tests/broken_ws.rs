@@ -26,9 +26,7 @@ use pushspec::profile::Capabilities;
 use pushspec::settings::Settings;
 use support::broken_ws::{Fault, spawn};
 use support::prove::{Entry, check, describe, id, in_family};
-use support::ws_faults::{
-    CLOSE, DEFLATE, HANDSHAKE, ORIGIN, Ws, WsProfile, cases, run_some, settings,
-};
+use support::ws_faults::{DEFLATE, HANDSHAKE, ORIGIN, Ws, WsProfile, cases, run_some, settings};
 use support::ws_table::{ECHO_MATRIX, OVER_1000_FRAGMENTS, TABLE};
 
 fault_tests!(
