@@ -89,6 +89,7 @@ fault_tests!(
         validating_binary_continuations_fails_ws_utf8,
         echoing_invalid_close_codes_fails_ws_close,
         ignoring_close_reason_utf8_fails_ws_close,
+        no_close_reply_fails_ws_close,
         keeping_tcp_open_fails_ws_close,
         dropping_tcp_on_errors_is_non_strict_not_a_failure,
         answering_after_close_fails_ws_close,

@@ -164,6 +164,9 @@ pub enum Fault {
     // ws.close
     /// Answers every close code with the same code, valid or not.
     EchoesInvalidCloseCodes,
+    /// Answers a valid close frame by closing TCP, without the close frame
+    /// it is due (RFC 6455 §5.5.1: the endpoint MUST send one).
+    NoCloseReply,
     /// Does not validate the UTF-8 of close reasons.
     IgnoresCloseReasonUtf8,
     /// Never closes TCP itself: after the closing handshake (or failing the
@@ -1417,6 +1420,11 @@ impl Conn {
                 Frame::close(Some(code), b"")
             }
         };
+        if self.fault == Fault::NoCloseReply {
+            // The peer's close is valid: end without the reply it is due.
+            self.finish().await;
+            return Flow::Done;
+        }
         if let Flow::Done = self.send(reply).await {
             return Flow::Done;
         }

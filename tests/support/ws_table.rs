@@ -805,6 +805,23 @@ pub const TABLE: &[WsEntry] = &[
         ..E
     },
     Entry {
+        name: "no_close_reply_fails_ws_close",
+        fault: Fault::NoCloseReply,
+        families: &[CLOSE],
+        // Every case whose close is valid: those with an invalid one expect
+        // the connection failed instead, which still happens.
+        fail: &[glob("ws.close.*").except(&[
+            "ws.close.invalid-code-*",
+            "ws.close.reason-invalid-utf8-*",
+            "ws.close.payload-1-byte",
+            "ws.close.payload-124-byte-reason",
+            "ws.close.tcp-closed-after-failing",
+            // `info`: it only reports.
+            "ws.close.large-message-then-close-then-ping",
+        ])],
+        ..E
+    },
+    Entry {
         name: "keeping_tcp_open_fails_ws_close",
         fault: Fault::KeepsTcpOpen,
         families: &[CLOSE],
