@@ -174,16 +174,6 @@ pub struct Entry<F: 'static, P: 'static> {
     pub all_pass_because: Option<&'static str>,
 }
 
-impl<F, P> Entry<F, P> {
-    /// The ids this entry proves can fail: its `fail` and `non-strict`
-    /// cases.
-    pub fn failing(&self, cases: &'static [Case]) -> Result<Vec<&'static str>, String> {
-        let mut v = resolve_all(self.fail, cases)?;
-        v.extend(resolve_all(self.non_strict, cases)?);
-        Ok(v)
-    }
-}
-
 /// What [`prove`] needs from a protocol's fixture.
 pub trait Fixture {
     type Fault: Copy + Debug + PartialEq + 'static;
