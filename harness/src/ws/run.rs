@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::net::TcpStream;
+
 use super::conn::{Conn, Event, FloodEnd, Limits, kind_name};
 use crate::case::Level;
 use crate::case::ws_step::{
@@ -102,7 +104,9 @@ struct Driver<'a> {
     /// The key and offered protocols of the last upgrade request.
     key: Option<String>,
     offered: Vec<String>,
-    /// `Sec-WebSocket-Extensions` lines of the standard handshake.
+    /// The script's standard handshake offer: its subprotocols and its
+    /// `Sec-WebSocket-Extensions` lines, repeated by `reconnect`.
+    protocols: Vec<String>,
     extensions: Vec<String>,
     /// The valid permessage-deflate offers of the last upgrade request.
     deflate_offers: Vec<Offer>,
@@ -111,7 +115,8 @@ struct Driver<'a> {
     /// The client's compressor (with `agreed`).
     compressor: Option<Compressor>,
     /// Generated payloads sent and expected so far (each `generate` slice
-    /// starts at `offset + k * advance`).
+    /// starts at `offset + k * advance`). Counted per case, not per
+    /// connection, so a `reconnect` keeps them.
     generated_sent: u64,
     generated_expected: u64,
     upgraded: bool,
@@ -155,6 +160,7 @@ pub async fn run(
         run: Run::default(),
         key: None,
         offered: Vec::new(),
+        protocols: script.protocols.clone(),
         extensions: script.extensions.clone(),
         deflate_offers: Vec::new(),
         agreed: None,
@@ -688,21 +694,10 @@ impl Driver<'_> {
                             e,
                         ))
                     })?;
-                // Dropping the old connection aborts its reader and closes it.
-                let quiet = self.conn.quiet();
-                self.conn = Conn::start(stream, self.t.clone(), limits(self.settings, self.caps));
-                self.conn.set_quiet(quiet);
-                self.key = None;
-                self.offered.clear();
-                self.deflate_offers.clear();
-                self.agreed = None;
-                self.compressor = None;
-                self.upgraded = false;
-                self.ended = false;
-                self.failed = false;
-                self.sent = Sent::default();
+                self.fresh_connection(stream);
                 if r.handshake {
-                    self.handshake(&[], false).await?;
+                    let protocols = self.protocols.clone();
+                    self.handshake(&protocols, false).await?;
                 }
                 Ok(())
             }
@@ -746,6 +741,26 @@ impl Driver<'_> {
             Step::ExpectExtension(e) => self.expect_extension(e),
             Step::ExpectIdleClose(i) => self.expect_idle_close(i).await,
         }
+    }
+
+    /// Replaces the connection with a new one on `stream`, with every
+    /// per-connection field as `run` starts it: a `reconnect` must not see
+    /// the old connection's close, agreement, key or counts. Dropping the
+    /// old connection aborts its reader and closes it.
+    fn fresh_connection(&mut self, stream: TcpStream) {
+        let quiet = self.conn.quiet();
+        self.conn = Conn::start(stream, self.t.clone(), limits(self.settings, self.caps));
+        self.conn.set_quiet(quiet);
+        self.key = None;
+        self.offered.clear();
+        self.deflate_offers.clear();
+        self.agreed = None;
+        self.compressor = None;
+        self.upgraded = false;
+        self.ended = false;
+        self.tcp_closed = false;
+        self.failed = false;
+        self.sent = Sent::default();
     }
 
     async fn upgrade(&mut self, u: &UpgradeSpec) -> Result<(), Stop> {
@@ -1699,4 +1714,81 @@ fn codes(c: &[u16]) -> String {
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(" or ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::Script as CaseScript;
+    use crate::profile::Profile;
+    use crate::transcript::Dir;
+    use pushspec_reference_server::{Config, Server};
+
+    /// Runs a `ws.t` case with `body` (the case's fields after `level`)
+    /// against a fresh reference server.
+    async fn run_case(body: &str) -> (Run, Transcript) {
+        let text = format!(
+            "family = \"ws.t\"\n[[case]]\nslug = \"x\"\ntitle = \"t\"\nspec = \"s\"\nlevel = \"must\"\n{body}\n"
+        );
+        let case = crate::case::file::parse_file("t.toml", &text)
+            .expect("case loads")
+            .remove(0);
+        let CaseScript::Ws(script) = &case.script else {
+            unreachable!()
+        };
+        let server = Server::bind(([127, 0, 0, 1], 0).into(), Config::conformance())
+            .await
+            .expect("bind")
+            .spawn_isolated()
+            .expect("server thread");
+        let addr = server.local_addr();
+        let target = WsTarget {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            path: "/".to_string(),
+        };
+        let settings = Settings {
+            timeout: Duration::from_secs(2),
+            max_message: 64 << 20,
+        };
+        let caps = Capabilities {
+            profile: Profile::reference(),
+            publish: true,
+            skip_timing: true,
+        };
+        let t = Transcript::new();
+        let run = run(script, &target, settings, &caps, &t).await;
+        drop(server);
+        (run, t)
+    }
+
+    /// The old connection's TCP close must not satisfy an
+    /// `expect_tcp_close` on the new one: the reference server keeps the
+    /// new connection open, so the step fails.
+    #[tokio::test]
+    async fn reconnect_forgets_the_old_tcp_close() {
+        let (run, _) = run_case(
+            "closing = false\nsteps = [\n  { send = { opcode = 3, payload = \"x\" } },\n  { expect_fail = {} },\n  { expect_tcp_close = \"2s\" },\n  { reconnect = {} },\n  { expect_tcp_close = \"300ms\" },\n]",
+        )
+        .await;
+        let f = run.failure.expect("the new connection stays open");
+        assert!(f.reason.contains("did not close"), "{f:?}");
+    }
+
+    /// `reconnect` repeats the script's handshake offer: its subprotocols
+    /// as well as its extensions.
+    #[tokio::test]
+    async fn reconnect_offers_the_scripts_subprotocols() {
+        let (run, t) = run_case(
+            "protocols = [\"pushspec.echo\"]\nsteps = [\n  { reconnect = {} },\n  { message = { type = \"text\", payload = \"hi\" } },\n  { expect_message = { type = \"text\", payload = \"hi\" } },\n]",
+        )
+        .await;
+        assert!(run.failure.is_none() && run.error.is_none(), "{run:?}");
+        let offers = t
+            .entries()
+            .iter()
+            .filter(|e| e.dir == Dir::Out && e.text.contains("Sec-WebSocket-Protocol: pushspec.echo"))
+            .count();
+        assert_eq!(offers, 2, "both upgrade requests offer the subprotocol");
+    }
 }
