@@ -482,15 +482,19 @@ pub struct ExpectPong {
     pub within: Option<Dur>,
 }
 
-fn default_fail_codes() -> Vec<u16> {
-    vec![1002]
-}
+/// The close code `expect_fail` accepts when it lists none: 1002, protocol
+/// error, the code for a failed connection (RFC 6455 §7.4.1).
+const DEFAULT_FAIL_CODES: &[u16] = &[1002];
 
+/// `expect_fail` and `expect_close` (they share their fields).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectClose {
-    #[serde(default = "default_fail_codes")]
-    pub codes: Vec<u16>,
+    /// The acceptable close codes. Optional for `expect_fail` only (see
+    /// [`DEFAULT_FAIL_CODES`]); `expect_close` must list them, since a
+    /// normal closure has no one right code (validation checks).
+    #[serde(default)]
+    codes: Option<Vec<u16>>,
     /// Wait at most this long (instead of the run's timeout).
     #[serde(default)]
     pub within: Option<Dur>,
@@ -526,6 +530,13 @@ pub struct ExpectResponse {
     /// The response selects one of the profile's declared subprotocols.
     #[serde(default)]
     pub selects_declared_protocol: bool,
+}
+
+impl ExpectClose {
+    /// The acceptable close codes, with `expect_fail`'s default applied.
+    pub fn codes(&self) -> &[u16] {
+        self.codes.as_deref().unwrap_or(DEFAULT_FAIL_CODES)
+    }
 }
 
 impl Validate for Script {
@@ -708,11 +719,17 @@ fn validate_steps(steps: &[Step], path: &str, iterations: u64) -> Result<(), (St
                     "only for `expect_close`".into(),
                 ));
             }
+            Step::ExpectClose(c) if c.codes.is_none() => {
+                return Err((
+                    at("expect_close.codes"),
+                    "list the close codes the target may send (`expect_close` has no default; `expect_fail` defaults to [1002])".into(),
+                ));
+            }
             Step::ExpectFail(c) | Step::ExpectClose(c) => {
                 if c.other_code == Some(Level::Info) {
                     return Err((at("other_code"), "only `must` or `should`".into()));
                 }
-                if c.codes.is_empty() {
+                if c.codes().is_empty() {
                     return Err((at("codes"), "list at least one close code".into()));
                 }
                 if c.level == Some(Level::Should) && c.within.is_none() {
@@ -907,5 +924,20 @@ steps = [
             err(r#"{ expect_response = { status = ["4xx"], may_upgrade = true } }"#)
                 .contains("101")
         );
+    }
+
+    /// `expect_close` has no default close code (a normal closure and a
+    /// failure want different ones): leaving `codes` out is a load error
+    /// naming the step. `expect_fail` keeps its documented default, 1002.
+    #[test]
+    fn expect_close_needs_codes() {
+        let e = load("{ expect_close = {} }").unwrap_err();
+        assert!(e.contains("steps[0].expect_close.codes"), "{e}");
+        let e = load(r#"{ expect_close = { within = "1s" } }"#).unwrap_err();
+        assert!(e.contains("steps[0].expect_close.codes"), "{e}");
+        load("{ expect_close = { codes = [1000] } }").expect("codes given");
+        load("{ expect_fail = {} }").expect("expect_fail defaults to 1002");
+        let c: ExpectClose = toml::from_str("").unwrap();
+        assert_eq!(c.codes(), [1002]);
     }
 }

@@ -1260,7 +1260,7 @@ impl Driver<'_> {
         }
         let expected = format!(
             "the target fails the connection with close {}",
-            codes(&c.codes)
+            codes(c.codes())
         );
         let ev = match c.within {
             Some(w) => self.next_until(Instant::now() + w.0).await,
@@ -1287,7 +1287,7 @@ impl Driver<'_> {
         match &ev {
             Event::Close {
                 code: Some(code), ..
-            } if c.codes.contains(code) => {
+            } if c.codes().contains(code) => {
                 self.failed = true;
                 Ok(())
             }
@@ -1296,7 +1296,7 @@ impl Driver<'_> {
             } => Err(mismatch(
                 format!(
                     "failed the connection with close {code} instead of {}",
-                    codes(&c.codes)
+                    codes(c.codes())
                 ),
                 expected,
                 &ev,
@@ -1332,7 +1332,7 @@ impl Driver<'_> {
     }
 
     async fn expect_close(&mut self, c: &ExpectClose) -> Result<(), Stop> {
-        let expected = format!("a close frame with {}", codes(&c.codes));
+        let expected = format!("a close frame with {}", codes(c.codes()));
         let ev = match c.within {
             Some(w) => self.next_until(Instant::now() + w.0).await,
             None => self.next().await,
@@ -1355,7 +1355,7 @@ impl Driver<'_> {
         match &ev {
             Event::Close {
                 code: Some(code), ..
-            } if c.codes.contains(code) => Ok(()),
+            } if c.codes().contains(code) => Ok(()),
             Event::Close { code: None, .. } => Ok(()),
             Event::Close {
                 code: Some(code), ..
@@ -1367,7 +1367,7 @@ impl Driver<'_> {
                 self.soft(Finding::new(
                     format!(
                         "closed with {code}; the reply to a close frame typically echoes its code (RFC 6455 §5.5.1), expected {}",
-                        codes(&c.codes)
+                        codes(c.codes())
                     ),
                     expected,
                     ev.describe(),
