@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use toml::de::DeValue;
 use toml::{Spanned, Table, Value};
 
 use super::{Capability, Case, Level, Script, Source};
@@ -156,17 +157,18 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
             ));
         }
     };
+    // The same text with every key's and value's span, to put an error on
+    // the line of the field it names (it parsed above, so it parses here).
+    let spans = toml::de::DeTable::parse(text).ok();
+    let entries: &[Spanned<DeValue>] = spans
+        .as_ref()
+        .and_then(|t| t.get_ref().get("case"))
+        .and_then(|c| c.get_ref().as_array())
+        .map_or(&[], |a| a.as_ref());
     let mut out = Vec::new();
-    for entry in raw.case {
-        let span = entry.span();
-        let line = line_of(text, span.start);
-        // The entry runs to the next `[[case]]` header (the span toml gives
-        // for an array-of-tables entry may cover the header alone).
-        let start = span.start.min(text.len());
-        let end = text[start + 1.min(text.len() - start)..]
-            .find("\n[[case]]")
-            .map_or(text.len(), |i| start + 1 + i);
-        let case_text = &text[start..end.max(start)];
+    for (n, entry) in raw.case.into_iter().enumerate() {
+        let line = line_of(text, entry.span().start);
+        let written = entries.get(n);
         let mut table = entry.into_inner();
         let slug_hint = table
             .get("slug")
@@ -174,11 +176,9 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
             .unwrap_or("?")
             .to_string();
         let field_error = |path: &str, msg: &str| {
-            let leaf = path
-                .rsplit(['.', '['])
-                .find(|s| !s.is_empty() && !s.ends_with(']'))
-                .unwrap_or(path);
-            let at = find_key_line(case_text, leaf).map_or(line, |l| line + l);
+            let at = written
+                .and_then(|w| key_offset(w, path))
+                .map_or(line, |o| line_of(text, o));
             invalid(at, format!("case `{slug_hint}`: field `{path}`: {msg}"))
         };
         let combos = expand_params(&mut table).map_err(|(p, m)| field_error(&p, &m))?;
@@ -248,17 +248,35 @@ fn is_slug(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
-/// The line (0-based, relative to the case) where `key` is first assigned.
-fn find_key_line(case_text: &str, key: &str) -> Option<usize> {
-    case_text.lines().position(|l| {
-        let l =
-            l.trim_start_matches(|c: char| c.is_whitespace() || c == '[' || c == '{' || c == ',');
-        l.split(['=', '.', '{', ',', ' '])
-            .next()
-            .is_some_and(|k| k.trim_matches('"') == key)
-            || l.contains(&format!("{{ {key} ="))
-            || l.contains(&format!("{key} ="))
-    })
+/// The byte offset of the deepest part of `path` (`steps[3].send.rsv`)
+/// that the case entry `written` holds as written: the key itself, or the
+/// list element or table the rest of the path was made from (a parameter
+/// can stand for a whole table). `None` if not even the first part is there.
+fn key_offset(written: &Spanned<DeValue>, path: &str) -> Option<usize> {
+    let mut at = None;
+    let mut here = written;
+    for part in path.split('.') {
+        let (key, indexes) = part.split_once('[').unwrap_or((part, ""));
+        if !key.is_empty() {
+            let Some((k, v)) = here.get_ref().as_table().and_then(|t| t.get_key_value(key))
+            else {
+                return at;
+            };
+            at = Some(k.span().start);
+            here = v;
+        }
+        for index in indexes.split('[') {
+            let Some(i) = index.strip_suffix(']').and_then(|i| i.parse::<usize>().ok()) else {
+                continue;
+            };
+            let Some(item) = here.get_ref().as_array().and_then(|a| a.get(i)) else {
+                return at;
+            };
+            at = Some(item.span().start);
+            here = item;
+        }
+    }
+    at
 }
 
 type Combo = BTreeMap<String, Value>;
@@ -388,4 +406,64 @@ fn leftover_placeholder(s: &str) -> Option<&str> {
         rest = after;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_line(text: &str) -> (usize, String) {
+        match parse_file("t.toml", text) {
+            Err(LoadError::Invalid { line, message, .. }) => (line, message),
+            other => panic!("expected a load error, got {other:?}"),
+        }
+    }
+
+    /// The line comes from the TOML spans of the field the error names: a
+    /// text search for `rsv` would stop at the valid one on line 8.
+    #[test]
+    fn error_line_is_the_named_fields_own() {
+        let text = r#"family = "ws.t"
+[[case]]
+slug = "x"
+title = "t"
+spec = "s"
+level = "must"
+steps = [
+  { send = { opcode = "text", rsv = 1 } },
+  { pause = "1ms" },
+  { send = { opcode = "text", rsv = 9 } },
+]
+"#;
+        let (line, message) = error_line(text);
+        assert!(message.contains("steps[2].send.rsv"), "{message}");
+        assert_eq!(line, 10, "{message}");
+    }
+
+    /// The same key earlier in the case and in an earlier case: the line is
+    /// the failing step's.
+    #[test]
+    fn error_line_in_a_later_case() {
+        let text = r#"family = "ws.t"
+[[case]]
+slug = "a"
+title = "t"
+spec = "s"
+level = "must"
+steps = [{ expect_fail = { codes = [1002] } }]
+
+[[case]]
+slug = "b"
+title = "t"
+spec = "s"
+level = "must"
+steps = [
+  { expect_fail = { codes = [1002] } },
+  { expect_fail = { codes = [] } },
+]
+"#;
+        let (line, message) = error_line(text);
+        assert!(message.contains("steps[1].expect_fail.codes"), "{message}");
+        assert_eq!(line, 16, "{message}");
+    }
 }
