@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::escape::escape;
 use super::load::{BenchReport, CaseReport, RunReport};
 use super::matrix::{Change, Column, Matrix, Moved};
 use super::plot;
@@ -17,22 +18,6 @@ use crate::outcome::Outcome;
 
 const CSS: &str = include_str!("assets/report.css");
 const SCRIPT: &str = include_str!("assets/report.js");
-
-/// Text for HTML content and double-quoted attributes.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// JSON that cannot end its `<script>` block or open a comment there:
 /// `<`, `>` and `&` only occur inside JSON strings, where `\u` escapes

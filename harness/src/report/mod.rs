@@ -3,6 +3,7 @@
 //! decide nothing about verdicts.
 
 pub mod console;
+mod escape;
 pub mod html;
 pub mod json;
 pub mod junit;

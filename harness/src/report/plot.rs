@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::escape;
+use super::escape::escape;
 use super::load::BenchReport;
 
 const WIDTH: f64 = 640.0;
