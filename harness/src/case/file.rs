@@ -258,15 +258,17 @@ fn key_offset(written: &Spanned<DeValue>, path: &str) -> Option<usize> {
     for part in path.split('.') {
         let (key, indexes) = part.split_once('[').unwrap_or((part, ""));
         if !key.is_empty() {
-            let Some((k, v)) = here.get_ref().as_table().and_then(|t| t.get_key_value(key))
-            else {
+            let Some((k, v)) = here.get_ref().as_table().and_then(|t| t.get_key_value(key)) else {
                 return at;
             };
             at = Some(k.span().start);
             here = v;
         }
         for index in indexes.split('[') {
-            let Some(i) = index.strip_suffix(']').and_then(|i| i.parse::<usize>().ok()) else {
+            let Some(i) = index
+                .strip_suffix(']')
+                .and_then(|i| i.parse::<usize>().ok())
+            else {
                 continue;
             };
             let Some(item) = here.get_ref().as_array().and_then(|a| a.get(i)) else {

@@ -953,21 +953,60 @@ steps = [
     #[test]
     fn validation_errors_carry_the_full_key() {
         let cases = [
-            (r#"{ expect_fail = { codes = [] } }"#, "steps[1].expect_fail.codes"),
-            (r#"{ expect_close = { codes = [] } }"#, "steps[1].expect_close.codes"),
-            (r#"{ expect_fail = { level = "info" } }"#, "steps[1].expect_fail.level"),
-            (r#"{ expect_close = { codes = [1000], level = "should" } }"#, "steps[1].expect_close.level"),
-            (r#"{ expect_close = { codes = [1000], other_code = "info" } }"#, "steps[1].expect_close.other_code"),
-            (r#"{ expect_fail = { other_code = "should" } }"#, "steps[1].expect_fail.other_code"),
-            (r#"{ send = { opcode = "text", rsv = 9 } }"#, "steps[1].send.rsv"),
-            (r#"{ message = { type = "text", chop = 0 } }"#, "steps[1].message.chop"),
-            (r#"{ raw = { bytes = "x", chop = 0 } }"#, "steps[1].raw.chop"),
+            (
+                r#"{ expect_fail = { codes = [] } }"#,
+                "steps[1].expect_fail.codes",
+            ),
+            (
+                r#"{ expect_close = { codes = [] } }"#,
+                "steps[1].expect_close.codes",
+            ),
+            (
+                r#"{ expect_fail = { level = "info" } }"#,
+                "steps[1].expect_fail.level",
+            ),
+            (
+                r#"{ expect_close = { codes = [1000], level = "should" } }"#,
+                "steps[1].expect_close.level",
+            ),
+            (
+                r#"{ expect_close = { codes = [1000], other_code = "info" } }"#,
+                "steps[1].expect_close.other_code",
+            ),
+            (
+                r#"{ expect_fail = { other_code = "should" } }"#,
+                "steps[1].expect_fail.other_code",
+            ),
+            (
+                r#"{ send = { opcode = "text", rsv = 9 } }"#,
+                "steps[1].send.rsv",
+            ),
+            (
+                r#"{ message = { type = "text", chop = 0 } }"#,
+                "steps[1].message.chop",
+            ),
+            (
+                r#"{ raw = { bytes = "x", chop = 0 } }"#,
+                "steps[1].raw.chop",
+            ),
             (r#"{ upgrade = { chop = 0 } }"#, "steps[1].upgrade.chop"),
             (r#"{ batch = { frames = [] } }"#, "steps[1].batch.frames"),
-            (r#"{ repeat = { times = 0, steps = [{ pause = "1ms" }] } }"#, "steps[1].repeat.times"),
-            (r#"{ repeat = { times = 2, steps = [{ expect_fail = { codes = [] } }] } }"#, "steps[1].repeat.steps[0].expect_fail.codes"),
-            (r#"{ expect_extension = { accepted = "any", client_max_window_bits = 7 } }"#, "steps[1].expect_extension.client_max_window_bits"),
-            (r#"{ expect_response = { status = [] } }"#, "steps[1].expect_response.status"),
+            (
+                r#"{ repeat = { times = 0, steps = [{ pause = "1ms" }] } }"#,
+                "steps[1].repeat.times",
+            ),
+            (
+                r#"{ repeat = { times = 2, steps = [{ expect_fail = { codes = [] } }] } }"#,
+                "steps[1].repeat.steps[0].expect_fail.codes",
+            ),
+            (
+                r#"{ expect_extension = { accepted = "any", client_max_window_bits = 7 } }"#,
+                "steps[1].expect_extension.client_max_window_bits",
+            ),
+            (
+                r#"{ expect_response = { status = [] } }"#,
+                "steps[1].expect_response.status",
+            ),
         ];
         for (step, key) in cases {
             let e = load(&format!("{{ pause = \"1ms\" }},\n{step}")).unwrap_err();

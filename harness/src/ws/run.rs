@@ -1787,7 +1787,9 @@ mod tests {
         let offers = t
             .entries()
             .iter()
-            .filter(|e| e.dir == Dir::Out && e.text.contains("Sec-WebSocket-Protocol: pushspec.echo"))
+            .filter(|e| {
+                e.dir == Dir::Out && e.text.contains("Sec-WebSocket-Protocol: pushspec.echo")
+            })
             .count();
         assert_eq!(offers, 2, "both upgrade requests offer the subprotocol");
     }
