@@ -56,8 +56,6 @@ pub struct RunReport {
     #[serde(skip)]
     pub file: String,
     #[serde(default)]
-    pub tool: Tool,
-    #[serde(default)]
     pub started_at: String,
     #[serde(default)]
     pub duration_ms: u64,
@@ -76,20 +74,10 @@ pub struct RunReport {
     #[serde(default)]
     pub verdict: String,
     #[serde(default)]
-    pub exit_code: i32,
-    #[serde(default)]
     pub flaky: Vec<String>,
     #[serde(default)]
     pub known_failing_stale: Vec<Stale>,
     pub cases: Vec<CaseReport>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Tool {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub version: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -115,14 +103,8 @@ pub struct Capability {
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct RunConfig {
-    #[serde(default)]
-    pub patterns: Vec<String>,
-    #[serde(default)]
-    pub skip: Vec<String>,
     pub profile: Option<String>,
     pub known_failing: Option<String>,
-    #[serde(default)]
-    pub skip_timing: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -265,10 +247,6 @@ pub struct BenchConfig {
     #[serde(default)]
     pub pipeline: u64,
     pub rate: Option<f64>,
-    #[serde(default)]
-    pub warmup_ms: u64,
-    #[serde(default)]
-    pub duration_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -281,8 +259,6 @@ pub struct Calibration {
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct BenchResults {
-    #[serde(default)]
-    pub operations: u64,
     #[serde(default)]
     pub per_sec: f64,
     #[serde(default)]

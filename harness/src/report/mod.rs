@@ -4,12 +4,12 @@
 
 pub mod console;
 mod escape;
-pub mod html;
-pub mod json;
-pub mod junit;
-pub mod load;
-pub mod markdown;
-pub mod matrix;
+pub(crate) mod html;
+pub(crate) mod json;
+pub(crate) mod junit;
+pub(crate) mod load;
+pub(crate) mod markdown;
+pub(crate) mod matrix;
 mod plot;
 
 use std::collections::BTreeMap;

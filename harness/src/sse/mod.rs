@@ -1,4 +1,4 @@
 //! The Server-Sent Events side of the engine.
 
-pub mod http;
+pub(crate) mod http;
 pub mod run;

@@ -2,7 +2,7 @@
 //! WebSocket engine. Pure and synchronous: no I/O, no frames.
 //!
 //! * [`Offer`]: one `permessage-deflate` offer, rendered with
-//!   [`Offer::header_value`] (several offers: [`offers_header_value`]).
+//!   [`Offer::header_value`].
 //! * [`check_response`]: checks the server's `Sec-WebSocket-Extensions`
 //!   answer against what was offered (RFC 7692 §5, §7.1) and yields the
 //!   [`Agreed`] parameters, or `None` when the server declined.
@@ -132,6 +132,7 @@ pub fn offers_in(lines: &[&str]) -> Vec<Offer> {
 }
 
 /// Several offers in preference order, as one header value (`, `-joined).
+#[cfg(test)]
 pub fn offers_header_value(offers: &[Offer]) -> String {
     offers
         .iter()
@@ -564,6 +565,8 @@ impl fmt::Debug for Compressor {
 impl Compressor {
     /// The client's compressor: `client_max_window_bits` and
     /// `client_no_context_takeover` of the agreement, default level (6).
+    /// The driver picks its level with [`Self::with_params`]; tests use this.
+    #[cfg(test)]
     pub fn new(agreed: &Agreed) -> Self {
         Self::with_params(
             agreed.client_max_window_bits,
@@ -763,6 +766,8 @@ impl Decompressor {
     /// An empty payload is taken as an empty message without touching the
     /// DEFLATE state (a conforming sender emits at least one byte, `00`).
     /// After an error the state is reset; the connection is to be failed.
+    /// The connection reader streams with `decompress_with`; tests use this.
+    #[cfg(test)]
     pub fn decompress(&mut self, payload: &[u8]) -> Result<Vec<u8>, InflateError> {
         let mut out = Vec::new();
         let max = self.max_output;

@@ -80,10 +80,6 @@ impl Digester {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn finish(mut self) -> Digest {
         if self.in_chunk > 0 {
             self.chunks.push(self.hasher.finish());

@@ -290,13 +290,6 @@ pub struct Header {
     pub minimal_length: bool,
 }
 
-impl Header {
-    /// Total frame length (header + declared payload), saturating.
-    pub fn frame_len(&self) -> u64 {
-        (self.header_len as u64).saturating_add(self.payload_len)
-    }
-}
-
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum FrameError {
     #[error("64-bit payload length has its most significant bit set ({0:#x})")]

@@ -6,15 +6,15 @@
 //! engine and reporters build on it, never the other way round, so a new
 //! carrier or driver can reuse it unchanged.
 
-pub mod connect;
-pub mod deflate;
-pub mod digest;
+pub(crate) mod connect;
+pub(crate) mod deflate;
+pub(crate) mod digest;
 pub mod event_stream;
 pub mod frame;
-pub mod generator;
+pub(crate) mod generator;
 pub mod handshake;
-pub mod http;
-pub mod lz77;
+pub(crate) mod http;
+pub(crate) mod lz77;
 
 /// The largest message (WebSocket) or event data (SSE) the harness holds
 /// whole by default: 64 MiB. Larger ones are digested as they stream or

@@ -199,10 +199,6 @@ impl Conn {
         }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// The permessage-deflate offers of the request about to be written.
     pub fn set_offers(&self, offers: Vec<Offer>) {
         *self.shared.offers.lock().unwrap_or_else(|e| e.into_inner()) = offers;
@@ -1012,10 +1008,6 @@ fn non_minimal(h: &frame::Header) -> String {
         "{} frame of {} payload bytes with its length in a {field} field: the minimal number of bytes MUST be used (RFC 6455 §5.2)",
         h.opcode, h.payload_len
     )
-}
-
-pub async fn shutdown(mut conn: Conn) {
-    let _ = conn.write.shutdown().await;
 }
 
 #[cfg(test)]

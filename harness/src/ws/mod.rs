@@ -1,6 +1,6 @@
 //! The WebSocket side of the engine: frame codec, handshake and the
 //! connection driver that executes WebSocket cases over raw TCP.
 
-pub mod conn;
-pub mod handshake;
+pub(crate) mod conn;
+pub(crate) mod handshake;
 pub mod run;
