@@ -57,6 +57,8 @@ impl Targets {
         match p {
             Protocol::Ws => self.ws.is_some(),
             Protocol::Sse => self.sse.is_some(),
+            // Client cases are served by `pushspec clients`, never run here.
+            Protocol::ClientWs => false,
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod case;
 pub mod cli;
+pub mod client;
 pub mod engine;
 pub mod outcome;
 pub(crate) mod probe;

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use toml::de::DeValue;
 use toml::{Spanned, Table, Value};
 
-use super::{Capability, Case, Level, Script, Source};
+use super::{Capability, Case, Level, Protocol, Script, Source};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_cases.rs"));
@@ -144,15 +144,13 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
     })?;
     let family = raw.family.get_ref().clone();
     let family_line = line_of(text, raw.family.span().start);
-    let protocol = match family.split_once('.') {
-        Some(("ws", rest)) | Some(("sse", rest)) if is_slug(rest) && !rest.contains('.') => {
-            family.split_once('.').unwrap().0
-        }
-        _ => {
+    let protocol = match family_protocol(&family) {
+        Some(p) => p,
+        None => {
             return Err(invalid(
                 family_line,
                 format!(
-                    "field `family`: {family:?} is not `ws.<name>` or `sse.<name>` (lowercase, digits, `-`)"
+                    "field `family`: {family:?} is not `ws.<name>`, `sse.<name>` or `client.ws.<name>` (lowercase, digits, `-`)"
                 ),
             ));
         }
@@ -206,8 +204,15 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
             }
             let definition = rest.clone();
             let script = match protocol {
-                "ws" => Script::Ws(parse_script(rest).map_err(|(p, m)| field_error(&p, &m))?),
-                _ => Script::Sse(parse_script(rest).map_err(|(p, m)| field_error(&p, &m))?),
+                Protocol::Ws => {
+                    Script::Ws(parse_script(rest).map_err(|(p, m)| field_error(&p, &m))?)
+                }
+                Protocol::Sse => {
+                    Script::Sse(parse_script(rest).map_err(|(p, m)| field_error(&p, &m))?)
+                }
+                Protocol::ClientWs => {
+                    Script::ClientWs(parse_script(rest).map_err(|(p, m)| field_error(&p, &m))?)
+                }
             };
             out.push(Case {
                 id: format!("{family}.{}", common.slug),
@@ -227,6 +232,21 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Case>, LoadError> {
         }
     }
     Ok(out)
+}
+
+/// The protocol a family name announces: `ws.<name>`, `sse.<name>` or
+/// `client.ws.<name>`.
+fn family_protocol(family: &str) -> Option<Protocol> {
+    let (protocol, name) = if let Some(name) = family.strip_prefix("client.ws.") {
+        (Protocol::ClientWs, name)
+    } else {
+        match family.split_once('.')? {
+            ("ws", name) => (Protocol::Ws, name),
+            ("sse", name) => (Protocol::Sse, name),
+            _ => return None,
+        }
+    };
+    (is_slug(name) && !name.contains('.')).then_some(protocol)
 }
 
 fn parse_script<T: DeserializeOwned + Validate>(t: Table) -> Result<T, (String, String)> {

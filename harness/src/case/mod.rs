@@ -42,6 +42,9 @@ impl fmt::Display for Level {
 pub enum Protocol {
     Ws,
     Sse,
+    /// `client.ws.*`: the harness plays the server for a client under test.
+    #[serde(rename = "client-ws")]
+    ClientWs,
 }
 
 /// What a target must declare in its profile for a case to apply; cases
@@ -145,6 +148,7 @@ pub struct Source {
 pub enum Script {
     Ws(ws_step::Script),
     Sse(sse_step::Script),
+    ClientWs(crate::client::step::Script),
 }
 
 /// One concrete, runnable case.
@@ -172,6 +176,7 @@ impl Case {
         match self.script {
             Script::Ws(_) => Protocol::Ws,
             Script::Sse(_) => Protocol::Sse,
+            Script::ClientWs(_) => Protocol::ClientWs,
         }
     }
 }

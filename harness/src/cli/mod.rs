@@ -7,6 +7,7 @@
 //! ([`exit::status`]).
 
 mod bench;
+mod clients;
 pub mod exit;
 mod list;
 mod report;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Render JSON reports as an HTML page and/or a Markdown summary:
     /// several targets side by side, several runs of one target compared.
     Report(report::ReportArgs),
+    /// Test a WebSocket client: serve Autobahn's client URL protocol
+    /// (/getCaseCount, /runCase, /updateReports) with the client.ws.* cases.
+    Clients(Box<clients::ClientsArgs>),
     /// Run the reference server (WebSocket echo on any path, SSE on /events and /publish).
     Serve {
         /// Address to listen on: IP:PORT or HOST:PORT (e.g. localhost:9001).
@@ -262,6 +266,7 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send), err: &mut (dyn Writ
         Command::Show { id, cases } => list::show(&id, cases, out),
         Command::Report(args) => report::report(args, out),
         Command::Serve { listen } => serve(&listen, out).await,
+        Command::Clients(args) => clients::clients(*args, out, err).await,
     };
     match result {
         Ok(code) => code,

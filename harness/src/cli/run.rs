@@ -467,6 +467,7 @@ pub(super) async fn run(
         stale_known_failing: stale,
         verdict: exit::verdict(&stats),
         exit_code: code,
+        agent: None,
     };
 
     let _ = console::details(io.console, &results, level, cfg.strict, style);

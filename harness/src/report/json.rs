@@ -53,6 +53,9 @@ struct Report<'a> {
     started_at: String,
     duration_ms: u64,
     targets: Targets<'a>,
+    /// The client under test, for `pushspec clients` reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<&'a str>,
     strict: bool,
     interrupted: bool,
     /// `interrupted` (SIGINT), `terminated` (SIGTERM), `run-budget`.
@@ -98,6 +101,7 @@ pub fn render(info: &RunInfo, results: &[CaseResult]) -> String {
             embedded: info.embedded,
             capabilities: &info.capabilities,
         },
+        agent: info.agent.as_deref(),
         strict: info.strict,
         interrupted: info.interrupted(),
         stopped_by: info.stop.map(stop_word),

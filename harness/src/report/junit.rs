@@ -61,7 +61,10 @@ fn status(r: &CaseResult, strict: bool) -> TestCaseStatus {
 }
 
 pub fn render(info: &RunInfo, results: &[CaseResult]) -> String {
-    let mut report = Report::new("pushspec");
+    let mut report = Report::new(match &info.agent {
+        Some(a) => format!("pushspec clients: {a}"),
+        None => "pushspec".to_string(),
+    });
     report.set_time(info.duration);
     let timestamp = chrono::DateTime::<chrono::Utc>::from(info.started).fixed_offset();
     report.set_timestamp(timestamp);

@@ -104,6 +104,8 @@ pub struct RunInfo {
     /// The verdict line's first words (`PASSED`, `FAILED (2 fail)`, ...).
     pub verdict: String,
     pub exit_code: i32,
+    /// The client under test (`pushspec clients`: the Autobahn `agent`).
+    pub agent: Option<String>,
 }
 
 impl RunInfo {
