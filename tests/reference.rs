@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pushspec::case::Level;
+use pushspec::case::{Level, Protocol};
 use pushspec::case::file::load_embedded;
 use pushspec::engine::{self, Plan, Targets};
 use pushspec::outcome::{CaseResult, Outcome};
@@ -23,7 +23,12 @@ async fn run_all() -> Vec<CaseResult> {
         .expect("server thread");
     let addr = server.local_addr();
     let plan = Plan {
-        cases: load_embedded().expect("case files load"),
+        // Client cases are served by `pushspec clients` (tests/clients.rs).
+        cases: load_embedded()
+            .expect("case files load")
+            .into_iter()
+            .filter(|c| c.protocol() != Protocol::ClientWs)
+            .collect(),
         targets: Targets::reference(addr),
         settings: Settings {
             timeout: Duration::from_secs(5),

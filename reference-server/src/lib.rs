@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod client;
 mod deflate;
 mod frame_header;
 mod guard;

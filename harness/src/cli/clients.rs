@@ -475,9 +475,6 @@ pub(super) async fn clients(
             )?;
         }
     }
-    if let Some(why) = &unreachable {
-        let _ = writeln!(console, "pushspec: NOT TESTED: {why}");
-    }
     let _ = console.flush();
     Ok(code)
 }
