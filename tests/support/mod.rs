@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod broken_client;
 pub mod broken_sse;
 pub mod broken_ws;
 pub mod prove;
