@@ -33,7 +33,12 @@ async fn run(fault: Fault, patterns: &[&str]) -> Vec<CaseResult> {
     let n = cases.len();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let suite = Arc::new(Suite::new(cases, Ctx::new(Duration::from_secs(1)), None, false));
+    let suite = Arc::new(Suite::new(
+        cases,
+        Ctx::new(Duration::from_secs(1)),
+        None,
+        false,
+    ));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let server = tokio::spawn(serve::serve(listener, suite, tx));
     let ran = tokio::time::timeout(
@@ -116,48 +121,171 @@ async fn without_a_fault_every_case_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_faults() {
     let hs = &["client.ws.handshake.*"];
-    fails_exactly(Fault::AcceptsWrongAccept, hs, &["*.wrong-accept", "*.missing-accept"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::AcceptsWrongAccept,
+        hs,
+        &["*.wrong-accept", "*.missing-accept"],
+        Outcome::Fail,
+    )
+    .await;
     fails_exactly(Fault::AcceptsAnyStatus, hs, &["*.status-*"], Outcome::Fail).await;
-    fails_exactly(Fault::IgnoresUpgradeHeaders, hs, &["*.missing-upgrade", "*.missing-connection"], Outcome::Fail).await;
-    fails_exactly(Fault::AcceptsUnofferedExtension, hs, &["*.unoffered-extension"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::IgnoresUpgradeHeaders,
+        hs,
+        &["*.missing-upgrade", "*.missing-connection"],
+        Outcome::Fail,
+    )
+    .await;
+    fails_exactly(
+        Fault::AcceptsUnofferedExtension,
+        hs,
+        &["*.unoffered-extension"],
+        Outcome::Fail,
+    )
+    .await;
     // A client that takes any extension answer also takes malformed
     // permessage-deflate answers.
-    fails_exactly(Fault::AcceptsUnofferedExtension, &["client.ws.deflate.*"], &["*"], Outcome::Fail).await;
-    fails_exactly(Fault::AcceptsUnofferedSubprotocol, hs, &["*.unoffered-subprotocol"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::AcceptsUnofferedExtension,
+        &["client.ws.deflate.*"],
+        &["*"],
+        Outcome::Fail,
+    )
+    .await;
+    fails_exactly(
+        Fault::AcceptsUnofferedSubprotocol,
+        hs,
+        &["*.unoffered-subprotocol"],
+        Outcome::Fail,
+    )
+    .await;
     // The request is judged on every connection: a reused key fails every
     // case after the first connection that used it, a missing Host all.
-    fails_exactly(Fault::NoHost, &["client.ws.handshake.request-valid", "client.ws.framing.text-125"], &["*"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::NoHost,
+        &[
+            "client.ws.handshake.request-valid",
+            "client.ws.framing.text-125",
+        ],
+        &["*"],
+        Outcome::Fail,
+    )
+    .await;
     // (text-125 runs first, in list order, and takes the key.)
-    fails_exactly(Fault::ReusedKey, &["client.ws.handshake.request-valid", "client.ws.framing.text-125"], &["*.request-valid"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::ReusedKey,
+        &[
+            "client.ws.handshake.request-valid",
+            "client.ws.framing.text-125",
+        ],
+        &["*.request-valid"],
+        Outcome::Fail,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn framing_faults() {
-    fails_exactly(Fault::Unmasked, &["client.ws.framing.text-125", "client.ws.framing.binary-0"], &["*"], Outcome::Fail).await;
-    fails_exactly(Fault::ConstantMask, &["client.ws.framing.*"], &["*.mask-keys-vary"], Outcome::Fail).await;
-    fails_exactly(Fault::AcceptsMaskedFrames, &["client.ws.framing.*"], &["*.masked-server-frame"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::Unmasked,
+        &["client.ws.framing.text-125", "client.ws.framing.binary-0"],
+        &["*"],
+        Outcome::Fail,
+    )
+    .await;
+    fails_exactly(
+        Fault::ConstantMask,
+        &["client.ws.framing.*"],
+        &["*.mask-keys-vary"],
+        Outcome::Fail,
+    )
+    .await;
+    fails_exactly(
+        Fault::AcceptsMaskedFrames,
+        &["client.ws.framing.*"],
+        &["*.masked-server-frame"],
+        Outcome::Fail,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_faults() {
-    let ctl = &["client.ws.control.*", "client.ws.fragmentation.ping-between-fragments"];
-    fails_exactly(Fault::NoPong, ctl, &["*.ping-empty", "*.ping-text", "*.ping-binary", "*.ping-125-byte*", "*.three-pings", "*.ping-between-fragments"], Outcome::Fail).await;
-    fails_exactly(Fault::EmptyPong, ctl, &["*.ping-text", "*.ping-binary", "*.ping-125-byte*", "*.three-pings", "*.ping-between-fragments"], Outcome::Fail).await;
-    fails_exactly(Fault::AcceptsBigControl, ctl, &["*.ping-126-byte"], Outcome::Fail).await;
+    let ctl = &[
+        "client.ws.control.*",
+        "client.ws.fragmentation.ping-between-fragments",
+    ];
+    fails_exactly(
+        Fault::NoPong,
+        ctl,
+        &[
+            "*.ping-empty",
+            "*.ping-text",
+            "*.ping-binary",
+            "*.ping-125-byte*",
+            "*.three-pings",
+            "*.ping-between-fragments",
+        ],
+        Outcome::Fail,
+    )
+    .await;
+    fails_exactly(
+        Fault::EmptyPong,
+        ctl,
+        &[
+            "*.ping-text",
+            "*.ping-binary",
+            "*.ping-125-byte*",
+            "*.three-pings",
+            "*.ping-between-fragments",
+        ],
+        Outcome::Fail,
+    )
+    .await;
+    fails_exactly(
+        Fault::AcceptsBigControl,
+        ctl,
+        &["*.ping-126-byte"],
+        Outcome::Fail,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserved_faults() {
     let rsv = &["client.ws.reserved.*"];
     fails_exactly(Fault::AcceptsRsv, rsv, &["*.rsv-*"], Outcome::Fail).await;
-    fails_exactly(Fault::IgnoresReservedOpcodes, rsv, &["*.opcode-*"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::IgnoresReservedOpcodes,
+        rsv,
+        &["*.opcode-*"],
+        Outcome::Fail,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragmentation_faults() {
     let frag = &["client.ws.fragmentation.*"];
-    fails_exactly(Fault::NoReassembly, frag, &["*-fragments-of-*", "*.empty-fragments", "*.ping-between-fragments", "*-while-open"], Outcome::Fail).await;
-    fails_exactly(Fault::IgnoresOrphanContinuation, frag, &["*.orphan-continuation-*"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::NoReassembly,
+        frag,
+        &[
+            "*-fragments-of-*",
+            "*.empty-fragments",
+            "*.ping-between-fragments",
+            "*-while-open",
+        ],
+        Outcome::Fail,
+    )
+    .await;
+    fails_exactly(
+        Fault::IgnoresOrphanContinuation,
+        frag,
+        &["*.orphan-continuation-*"],
+        Outcome::Fail,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,18 +301,53 @@ async fn close_faults() {
     fails_exactly(
         Fault::NoCloseReply,
         close,
-        &["*.payload-empty", "*.code-1*", "*.code-3*", "*.code-4*", "*.code-and-*", "*.close-in-fragmented-message", "*.waits-for-server-tcp-close"],
+        &[
+            "*.payload-empty",
+            "*.code-1*",
+            "*.code-3*",
+            "*.code-4*",
+            "*.code-and-*",
+            "*.close-in-fragmented-message",
+            "*.waits-for-server-tcp-close",
+        ],
         Outcome::Fail,
     )
     .await;
-    fails_exactly(Fault::AcceptsInvalidCloseCode, close, &["*.invalid-code-*"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::AcceptsInvalidCloseCode,
+        close,
+        &["*.invalid-code-*"],
+        Outcome::Fail,
+    )
+    .await;
     // A SHOULD: the client closing TCP first is non-strict.
-    fails_exactly(Fault::ClosesTcpFirst, close, &["*.waits-for-server-tcp-close"], Outcome::NonStrict).await;
+    fails_exactly(
+        Fault::ClosesTcpFirst,
+        close,
+        &["*.waits-for-server-tcp-close"],
+        Outcome::NonStrict,
+    )
+    .await;
     // Failing by a bare TCP close meets only the SHOULD to send a code.
-    fails_exactly(Fault::DropsOnError, &["client.ws.close.invalid-code-1004", "client.ws.close.code-1000"], &["*.invalid-code-*"], Outcome::NonStrict).await;
+    fails_exactly(
+        Fault::DropsOnError,
+        &[
+            "client.ws.close.invalid-code-1004",
+            "client.ws.close.code-1000",
+        ],
+        &["*.invalid-code-*"],
+        Outcome::NonStrict,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_faults() {
-    fails_exactly(Fault::SmallMaxMessage, &["client.ws.limits.*", "client.ws.framing.text-65536"], &["client.ws.limits.*"], Outcome::Fail).await;
+    fails_exactly(
+        Fault::SmallMaxMessage,
+        &["client.ws.limits.*", "client.ws.framing.text-65536"],
+        &["client.ws.limits.*"],
+        Outcome::Fail,
+    )
+    .await;
 }

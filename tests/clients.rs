@@ -140,7 +140,10 @@ async fn autobahn_endpoints_answer_as_autobahn_does() {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let server = tokio::spawn(serve(listener, suite, tx));
 
-    assert_eq!(fetch_text(addr, "/getCaseCount").await.unwrap(), n.to_string());
+    assert_eq!(
+        fetch_text(addr, "/getCaseCount").await.unwrap(),
+        n.to_string()
+    );
     let info: serde_json::Value =
         serde_json::from_str(&fetch_text(addr, "/getCaseInfo?case=1").await.unwrap()).unwrap();
     assert_eq!(info["id"], first.as_str());
@@ -156,7 +159,11 @@ async fn autobahn_endpoints_answer_as_autobahn_does() {
     run_autobahn(addr, "b", Fault::Unmasked).await.unwrap();
     assert_eq!(status("b").await, "FAILED");
     // A case that does not exist is a 404, not a hang.
-    assert!(fetch_text(addr, &format!("/runCase?case={}&agent=a", n + 1)).await.is_err());
+    assert!(
+        fetch_text(addr, &format!("/runCase?case={}&agent=a", n + 1))
+            .await
+            .is_err()
+    );
     server.abort();
 }
 

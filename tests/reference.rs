@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pushspec::case::{Level, Protocol};
 use pushspec::case::file::load_embedded;
+use pushspec::case::{Level, Protocol};
 use pushspec::engine::{self, Plan, Targets};
 use pushspec::outcome::{CaseResult, Outcome};
 use pushspec::profile::{Capabilities, Profile};

@@ -173,7 +173,10 @@ impl Session {
     /// Echoes every message (text through `reply`: `None` keeps it instead
     /// of echoing), answers pings, and closes as RFC 6455 says. Returns the
     /// last text message kept.
-    async fn echo_with(&mut self, mut reply: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+    async fn echo_with(
+        &mut self,
+        mut reply: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
         let mut kept = None;
         let mut partial: Option<(u8, Vec<u8>, Utf8Stream)> = None;
         loop {
@@ -231,7 +234,7 @@ impl Session {
             return Err(Failure(PROTOCOL_ERROR));
         }
         match op {
-            0x1 | 0x2 | 0x0 => {
+            0x0..=0x2 => {
                 let (kind, mut data, mut utf8) = match (op, partial.take()) {
                     (0x0, Some(p)) => p,
                     (0x0, None) | (_, Some(_)) => return Err(Failure(PROTOCOL_ERROR)),

@@ -25,7 +25,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(pushspec_reference_server::client::run_autobahn(&url, &agent)) {
+    match rt.block_on(pushspec_reference_server::client::run_autobahn(
+        &url, &agent,
+    )) {
         Ok(n) => {
             eprintln!("pushspec-reference-client: ran {n} cases against {url}");
             ExitCode::SUCCESS

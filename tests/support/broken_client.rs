@@ -93,7 +93,9 @@ pub async fn run_autobahn(addr: SocketAddr, agent: &str, fault: Fault) -> io::Re
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}")))?;
     for n in 1..=count {
-        if let Ok(mut s) = Session::open(addr, &format!("/runCase?case={n}&agent={agent}"), fault).await {
+        if let Ok(mut s) =
+            Session::open(addr, &format!("/runCase?case={n}&agent={agent}"), fault).await
+        {
             s.echo(true).await;
         }
     }
@@ -173,7 +175,12 @@ impl Session {
             buf.extend_from_slice(&chunk[..n]);
         };
         buf.drain(..used);
-        let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
         let token = |n: &str, t: &str| {
             get(n).is_some_and(|v| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(t)))
         };
@@ -189,7 +196,9 @@ impl Session {
         h.update(key.as_bytes());
         h.update(GUID.as_bytes());
         let accept = STANDARD.encode(h.finalize());
-        if get("sec-websocket-accept") != Some(accept.as_str()) && fault != Fault::AcceptsWrongAccept {
+        if get("sec-websocket-accept") != Some(accept.as_str())
+            && fault != Fault::AcceptsWrongAccept
+        {
             return Err(bad("wrong accept"));
         }
         if get("sec-websocket-extensions").is_some() && fault != Fault::AcceptsUnofferedExtension {
@@ -313,7 +322,9 @@ impl Session {
                 Opcode::Text | Opcode::Binary | Opcode::Continuation => {
                     let (op, mut data) = match (f.opcode, partial.take()) {
                         (Opcode::Continuation, Some(p)) => p,
-                        (Opcode::Continuation, None) if fault == Fault::IgnoresOrphanContinuation => {
+                        (Opcode::Continuation, None)
+                            if fault == Fault::IgnoresOrphanContinuation =>
+                        {
                             continue;
                         }
                         (Opcode::Continuation, None) | (_, Some(_)) => {
@@ -342,7 +353,11 @@ impl Session {
                         && fault != Fault::SkipsUtf8
                         && std::str::from_utf8(&data).is_err()
                     {
-                        let code = if fault == Fault::Utf8Code1002 { 1002 } else { 1007 };
+                        let code = if fault == Fault::Utf8Code1002 {
+                            1002
+                        } else {
+                            1007
+                        };
                         self.fail(code).await;
                         return last;
                     }

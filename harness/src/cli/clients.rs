@@ -162,17 +162,18 @@ pub(super) async fn clients(
     let stale_entries = stale.iter().filter(|s| !s.matches_unselected).count();
 
     let addr = listen_addr(&args.listen).await?;
-    let listener =
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ConfigError::Listen {
-                addr: addr.to_string(),
-                source,
-            })?;
-    let addr = listener.local_addr().map_err(|source| ConfigError::Listen {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ConfigError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ConfigError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
     let url = format!("ws://{addr}");
     let level = match (args.quiet, args.verbose) {
         (true, _) => Verbosity::Quiet,
@@ -347,7 +348,9 @@ pub(super) async fn clients(
     };
     let missing_reason = |agent_reported: bool| -> String {
         match &end {
-            End::Exited(status) => format!("the client exited ({status}) without running this case"),
+            End::Exited(status) => {
+                format!("the client exited ({status}) without running this case")
+            }
             End::SpawnFailed(why) => why.clone(),
             End::Reported | End::Idle(_) if agent_reported => {
                 "the client asked for its reports without running this case".to_string()

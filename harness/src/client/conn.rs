@@ -27,9 +27,15 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// What the client did next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Message { text: bool, payload: Vec<u8> },
+    Message {
+        text: bool,
+        payload: Vec<u8>,
+    },
     Pong(Vec<u8>),
-    Close { code: Option<u16>, reason: Vec<u8> },
+    Close {
+        code: Option<u16>,
+        reason: Vec<u8>,
+    },
     TcpClosed,
     /// A frame that breaks a rule for client frames.
     Violation(String),
@@ -205,7 +211,10 @@ impl Conn {
 
     fn frame_problem(&mut self, f: &Frame, minimal: bool) -> Option<String> {
         let Some(key) = f.mask else {
-            return Some("the client sent an unmasked frame (RFC 6455 §5.1: a client MUST mask every frame)".into());
+            return Some(
+                "the client sent an unmasked frame (RFC 6455 §5.1: a client MUST mask every frame)"
+                    .into(),
+            );
         };
         self.masks.push(key);
         if self.client_closed {
@@ -238,9 +247,9 @@ impl Conn {
             ));
         }
         match (f.opcode, &self.partial) {
-            (Opcode::Continuation, None) => {
-                Some("the client sent a continuation frame with no message to continue (§5.4)".into())
-            }
+            (Opcode::Continuation, None) => Some(
+                "the client sent a continuation frame with no message to continue (§5.4)".into(),
+            ),
             (Opcode::Text | Opcode::Binary, Some(_)) => Some(
                 "the client started a new message before finishing the previous one (§5.4)".into(),
             ),
@@ -290,9 +299,11 @@ impl Conn {
                 let (code, reason) = match frame::parse_close_payload(&f.payload) {
                     CloseBody::Empty => (None, Vec::new()),
                     CloseBody::Truncated(_) => {
-                        return Some(self.violation(
-                            "the client sent a 1-byte close payload (§5.5.1)".into(),
-                        ));
+                        return Some(
+                            self.violation(
+                                "the client sent a 1-byte close payload (§5.5.1)".into(),
+                            ),
+                        );
                     }
                     CloseBody::Status { code, reason } => {
                         if !frame::is_valid_close_code(code) {

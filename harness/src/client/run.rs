@@ -282,8 +282,7 @@ async fn send_message(m: &MessageSpec, conn: &mut Conn) {
     let n = pieces.len();
     let mut bytes = Vec::with_capacity(payload.len() + 14 * n);
     for (i, p) in pieces.into_iter().enumerate() {
-        let f = Frame::new(if i == 0 { op } else { Opcode::Continuation }, p)
-            .with_fin(i + 1 == n);
+        let f = Frame::new(if i == 0 { op } else { Opcode::Continuation }, p).with_fin(i + 1 == n);
         // A long fragmented message would flood the transcript.
         if i < 3 || i + 1 == n {
             conn.note_out(f.summary());
@@ -347,11 +346,8 @@ async fn expect_close(c: &ExpectClose, conn: &mut Conn, ctx: &Ctx, failing: bool
             )),
             Some(Event::Close { code, .. }) => {
                 let got = code.map_or("close with no code".to_string(), |k| format!("close {k}"));
-                let finding = Finding::new(
-                    format!("expected close {codes}, got {got}"),
-                    expected,
-                    got,
-                );
+                let finding =
+                    Finding::new(format!("expected close {codes}, got {got}"), expected, got);
                 if c.other_code == Some(Level::Should) {
                     Verdict::NonStrict(finding)
                 } else {

@@ -172,12 +172,7 @@ async fn handle(mut stream: TcpStream, suite: Arc<Suite>, tx: UnboundedSender<No
     }
 }
 
-async fn refuse(
-    mut stream: TcpStream,
-    req: &Request,
-    suite: &Suite,
-    tx: &UnboundedSender<Notice>,
-) {
+async fn refuse(mut stream: TcpStream, req: &Request, suite: &Suite, tx: &UnboundedSender<Notice>) {
     use tokio::io::AsyncWriteExt;
     let why = format!(
         "no such case or path: {} (cases 1-{}, or id=client.ws...)",
@@ -214,7 +209,10 @@ async fn meta(
     conn.send(&Frame::close(Some(1000), b""), None).await;
     let deadline = tokio::time::Instant::now() + suite.ctx.timeout;
     while let Some(ev) = conn.next(deadline).await {
-        if matches!(ev, Event::Close { .. } | Event::TcpClosed | Event::Violation(_)) {
+        if matches!(
+            ev,
+            Event::Close { .. } | Event::TcpClosed | Event::Violation(_)
+        ) {
             break;
         }
     }

@@ -195,9 +195,7 @@ impl Validate for Script {
         }
         for (i, s) in self.steps.iter().enumerate() {
             let at = |f: &str| format!("steps[{i}].{f}");
-            let payload = |p: &Payload, f: &str| {
-                p.validate().map_err(|e| (at(f), e.to_string()))
-            };
+            let payload = |p: &Payload, f: &str| p.validate().map_err(|e| (at(f), e.to_string()));
             match s {
                 Step::Send(f) => {
                     payload(&f.payload, "send.payload")?;
@@ -217,13 +215,11 @@ impl Validate for Script {
                 Step::Raw(r) => payload(&r.bytes, "raw.bytes")?,
                 Step::ExpectMessage(m) => payload(&m.payload, "expect_message.payload")?,
                 Step::ExpectPong(p) => payload(&p.payload, "expect_pong.payload")?,
-                Step::ExpectFail(c) | Step::ExpectClose(c) => {
-                    if c.other_code == Some(Level::Must) {
-                        return Err((
-                            at("other_code"),
-                            "`should` or `info`: a must is what `codes` says".into(),
-                        ));
-                    }
+                Step::ExpectFail(c) | Step::ExpectClose(c) if c.other_code == Some(Level::Must) => {
+                    return Err((
+                        at("other_code"),
+                        "`should` or `info`: a must is what `codes` says".into(),
+                    ));
                 }
                 _ => {}
             }
