@@ -395,6 +395,15 @@ async fn expect_tcp_close(e: &ExpectTcpClose, conn: &mut Conn) -> Verdict {
                 ));
             }
             Some(Event::Close { .. }) if !e.quiet => continue,
+            // Bytes that are no frame at all: typically a client that
+            // kept the refused connection for its next HTTP request.
+            Some(Event::Violation(v)) if e.quiet => {
+                return Verdict::Failed(Finding::new(
+                    format!("the client did not close the refused connection: {v}"),
+                    expected,
+                    v,
+                ));
+            }
             Some(ev) => {
                 return Verdict::Failed(Finding::new(
                     if e.quiet {
