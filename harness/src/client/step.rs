@@ -227,3 +227,49 @@ impl Validate for Script {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::Script as CaseScript;
+
+    /// Every `client.ws.utf8.valid-*` message is valid UTF-8 and every
+    /// `invalid-*` one is not, by Rust's validator: the hex rows cannot
+    /// drift from their names.
+    #[test]
+    fn utf8_rows_match_their_names() {
+        let cases = crate::case::file::load_embedded().expect("cases load");
+        let mut checked = 0;
+        for c in cases.iter().filter(|c| c.family == "client.ws.utf8") {
+            let slug = c.id.trim_start_matches("client.ws.utf8.");
+            let want_valid = match slug.split('-').next() {
+                Some("valid") => true,
+                Some("invalid") => false,
+                _ => continue,
+            };
+            let CaseScript::ClientWs(s) = &c.script else {
+                unreachable!()
+            };
+            let text: Vec<u8> = s
+                .steps
+                .iter()
+                .flat_map(|st| match st {
+                    Step::Message(m) => m.payload.bytes(),
+                    Step::Send(f) if f.opcode.0 != crate::ws::frame::Opcode::Ping => {
+                        f.payload.bytes()
+                    }
+                    _ => Vec::new(),
+                })
+                .collect();
+            assert_eq!(
+                std::str::from_utf8(&text).is_ok(),
+                want_valid,
+                "{}: {:02x?}",
+                c.id,
+                text
+            );
+            checked += 1;
+        }
+        assert!(checked > 15, "only {checked} rows checked");
+    }
+}
