@@ -433,6 +433,7 @@ pub(super) async fn clients(
             ws_target: Some(url.clone()),
             sse_target: None,
             publish: None,
+            embedded: false,
             strict: args.strict,
             stop,
             not_run: not_run.clone(),

@@ -61,6 +61,9 @@ pub struct RunReport {
     pub duration_ms: u64,
     #[serde(default)]
     pub targets: Targets,
+    /// The client tested (`pushspec clients` reports).
+    #[serde(default)]
+    pub agent: Option<String>,
     #[serde(default)]
     pub strict: bool,
     #[serde(default)]
@@ -190,6 +193,11 @@ impl RunReport {
     /// listens on a new port every run, so it is one target whatever the
     /// port.
     pub fn target_key(&self) -> String {
+        // A client suite's port changes from run to run; the agent names
+        // the client.
+        if let Some(agent) = &self.agent {
+            return format!("client {agent}");
+        }
         if self.targets.embedded {
             return "embedded reference server".to_string();
         }
