@@ -4,7 +4,7 @@
 //!
 //! Independent of the reference client and of any WebSocket library: the
 //! response is parsed with `httparse`, frames are decoded and encoded with
-//! `pushspec::ws::frame` (which enforces no protocol rule itself). With
+//! `pushspec::wire::frame` (which enforces no protocol rule itself). With
 //! [`Fault::None`] it follows RFC 6455 for everything the families check;
 //! every other variant breaks exactly one rule.
 //!
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use pushspec::ws::frame::{self, CloseBody, Frame, Opcode};
+use pushspec::wire::frame::{self, CloseBody, Frame, Opcode};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

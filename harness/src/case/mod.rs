@@ -1,6 +1,7 @@
 //! Cases are data: loaded from the TOML files under `cases/`, one file per
 //! family, each entry expanding over its parameters into concrete cases.
 
+pub mod client_step;
 pub mod file;
 pub mod header_check;
 pub mod payload;
@@ -148,7 +149,7 @@ pub struct Source {
 pub enum Script {
     Ws(ws_step::Script),
     Sse(sse_step::Script),
-    ClientWs(crate::client::step::Script),
+    ClientWs(client_step::Script),
 }
 
 /// One concrete, runnable case.

@@ -6,7 +6,7 @@
 //! close codes). Pings from the client are answered on the way; a close
 //! frame from the client is answered with a close frame.
 //!
-//! Uses the harness's permissive frame codec (`ws::frame`), which judges
+//! Uses the harness's permissive frame codec (`wire::frame`), which judges
 //! nothing itself. Must not import `client::run` or the CLI.
 
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::transcript::Transcript;
-use crate::ws::frame::{self, CloseBody, Frame, Opcode};
+use crate::wire::frame::{self, CloseBody, Frame, Opcode};
 
 /// Frames and messages the harness buffers from a client.
 pub const MAX_MESSAGE: u64 = 64 * 1024 * 1024;

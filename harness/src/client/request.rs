@@ -12,8 +12,8 @@ use base64::Engine;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::step::{AcceptSpec, ResponseSpec};
-use crate::ws::handshake::accept_for;
+use crate::case::client_step::{AcceptSpec, ResponseSpec};
+use crate::wire::handshake::accept_for;
 
 /// Largest request head the harness buffers.
 pub const MAX_REQUEST_HEAD: usize = 16 * 1024;

@@ -14,12 +14,12 @@ use tokio::time::Instant;
 
 use super::conn::{Conn, Event};
 use super::request::Request;
-use super::step::{ExpectClose, ExpectTcpClose, FrameSpec, MessageSpec, Script, Step};
 use crate::case::Level;
+use crate::case::client_step::{ExpectClose, ExpectTcpClose, FrameSpec, MessageSpec, Script, Step};
+use crate::case::ws_step::MaskSpec;
 use crate::outcome::{Finding, Run};
 use crate::transcript::Transcript;
-use crate::ws::frame::{Frame, Opcode};
-use crate::ws::step::{MaskSpec, MessageType};
+use crate::wire::frame::{Frame, MessageType, Opcode};
 
 /// What every case of one run shares.
 #[derive(Clone, Debug)]
@@ -287,7 +287,7 @@ async fn send_message(m: &MessageSpec, conn: &mut Conn) {
         if i < 3 || i + 1 == n {
             conn.note_out(f.summary());
         }
-        bytes.extend_from_slice(&crate::ws::frame::encode(&f));
+        bytes.extend_from_slice(&crate::wire::frame::encode(&f));
     }
     conn.write(&bytes, m.chop).await;
 }

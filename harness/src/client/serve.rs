@@ -24,12 +24,12 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::conn::{Conn, Event};
 use super::request::{Request, error_response};
 use super::run::{self, Ctx};
-use super::step::ResponseSpec;
+use crate::case::client_step::ResponseSpec;
 use crate::case::select::KnownFailing;
 use crate::case::{Case, Script};
 use crate::outcome::{self, CaseResult, Outcome, Run};
 use crate::transcript::Transcript;
-use crate::ws::frame::Frame;
+use crate::wire::frame::Frame;
 
 /// The agent name used when a `runCase` request names none.
 pub const DEFAULT_AGENT: &str = "client";

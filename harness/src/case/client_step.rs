@@ -4,15 +4,17 @@
 //! side, so every expectation judges what arrives (echoes, pongs, close
 //! frames, the TCP close) and when.
 //!
-//! Owns the data language only; the driver is `client::run`.
+//! Owns the data language only (it imports only `wire/`); the driver is
+//! `client::run`.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::case::file::Validate;
-use crate::case::{Dur, Level, Payload};
-use crate::ws::step::{MaskSpec, MessageType, OpcodeSpec};
+use super::file::Validate;
+use super::ws_step::{MaskSpec, OpcodeSpec};
+use super::{Dur, Level, Payload};
+use crate::wire::frame::MessageType;
 
 fn yes() -> bool {
     true
@@ -255,7 +257,7 @@ mod tests {
                 .iter()
                 .flat_map(|st| match st {
                     Step::Message(m) => m.payload.bytes(),
-                    Step::Send(f) if f.opcode.0 != crate::ws::frame::Opcode::Ping => {
+                    Step::Send(f) if f.opcode.0 != crate::wire::frame::Opcode::Ping => {
                         f.payload.bytes()
                     }
                     _ => Vec::new(),
