@@ -153,8 +153,15 @@ fn audit(all: &[Case], listed: &Listed, exempt: &[Exemption]) -> (Vec<String>, V
     (uncovered, problems)
 }
 
+/// The server cases: the rule is about the broken servers' fault tables.
+/// Client cases (`client.*`) are proven by the broken client in
+/// `tests/broken_client.rs`, which has no table yet.
 fn embedded() -> Vec<Case> {
-    pushspec::case::file::load_embedded().expect("embedded cases load")
+    pushspec::case::file::load_embedded()
+        .expect("embedded cases load")
+        .into_iter()
+        .filter(|c| !c.id.starts_with("client."))
+        .collect()
 }
 
 #[test]
