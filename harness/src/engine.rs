@@ -35,16 +35,27 @@ impl Targets {
     /// The endpoints the reference server serves at `addr`: WebSocket echo
     /// on `/`, SSE on `/events`, publishing on `/publish`.
     pub fn reference(addr: std::net::SocketAddr) -> Targets {
+        Self::reference_over(addr, crate::wire::transport::Transport::Tcp)
+    }
+
+    /// [`Targets::reference`] over a transport (TLS when the embedded
+    /// server serves it).
+    pub fn reference_over(
+        addr: std::net::SocketAddr,
+        transport: crate::wire::transport::Transport,
+    ) -> Targets {
         let http = |path: &str| crate::target::HttpTarget {
             host: addr.ip().to_string(),
             port: addr.port(),
             path: path.to_string(),
+            transport: transport.clone(),
         };
         Targets {
             ws: Some(WsTarget {
                 host: addr.ip().to_string(),
                 port: addr.port(),
                 path: "/".to_string(),
+                transport: transport.clone(),
             }),
             sse: Some(SseTarget {
                 stream: http("/events"),

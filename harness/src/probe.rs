@@ -14,7 +14,8 @@ use crate::wire::deflate::Offer;
 use crate::wire::handshake::random_key;
 use crate::wire::http::{MAX_RESPONSE_HEAD, Request, Response};
 
-/// How long the probes wait for a TCP connection.
+/// How long the probes wait for a connection (TCP and, for TLS targets,
+/// the TLS handshake).
 pub const CONNECT_WITHIN: Duration = Duration::from_secs(3);
 
 /// One standard opening handshake; `Err` says why it did not complete.
@@ -42,19 +43,29 @@ async fn handshake_once(
     within: Duration,
     offer: Option<&Offer>,
 ) -> Result<bool, String> {
-    let mut stream = target.connect(CONNECT_WITHIN).await?;
+    let mut stream = target
+        .connect(CONNECT_WITHIN)
+        .await
+        .map_err(|e| e.to_string())?;
     let key = random_key();
     let mut req = Request::upgrade(&target.authority(), &target.path, &key, &[]);
     if let Some(o) = offer {
         req.add("Sec-WebSocket-Extensions", o.header_value());
     }
     let exchange = async {
-        stream
-            .write_all(&req.to_bytes())
-            .await
+        let sent = async {
+            stream.write_all(&req.to_bytes()).await?;
+            stream.flush().await
+        };
+        sent.await
             .map_err(|e| format!("cannot send the upgrade request: {e}"))?;
         let mut buf = Vec::with_capacity(1024);
         loop {
+            if !target.transport.is_tls() && crate::wire::transport::looks_like_tls(&buf) {
+                return Err(
+                    "the target answered with TLS: it is a TLS listener (use wss://)".to_string(),
+                );
+            }
             if let Some((resp, _)) = Response::parse(&buf).map_err(|e| e.to_string())? {
                 return Ok(resp);
             }
@@ -134,7 +145,7 @@ pub async fn sse_stream(target: &HttpTarget, within: Duration) -> Result<(), Not
         Ok(Some(Item::Invalid(e))) | Ok(Some(Item::Unsupported(e))) => {
             return Err(not(
                 format!("{url} did not answer with valid HTTP/1.1: {e}"),
-                "is --sse an HTTP/1.1 SSE endpoint?",
+                "is --sse an HTTP/1.1 SSE endpoint? (a TLS listener needs https://)",
             ));
         }
         Ok(Some(Item::Body { .. })) => {
@@ -157,6 +168,7 @@ pub async fn sse_stream(target: &HttpTarget, within: Duration) -> Result<(), Not
             host: target.host.clone(),
             port: target.port,
             path: target.path.clone(),
+            transport: target.transport.clone(),
         };
         looks_ws || handshake_once(&ws, within, None).await.is_ok()
     };

@@ -1,8 +1,11 @@
-//! Target addresses given on the command line.
+//! Target addresses given on the command line. The scheme chooses the
+//! transport: `ws://` and `http://` are plain TCP, `wss://` and `https://`
+//! TLS, verified against the platform's roots until the command line says
+//! otherwise (`--ca-cert`, `--insecure`).
 
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use crate::wire::transport::{self, ConnectError, Stream, Tls, Transport};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UrlError {
@@ -10,8 +13,6 @@ pub enum UrlError {
     NotWs(String),
     #[error("{0:?}: expected a URL like http://127.0.0.1:8080/events")]
     NotHttp(String),
-    #[error("{0:?}: TLS targets (wss://, https://) are not supported yet; test the plain listener")]
-    Tls(String),
     #[error("{0:?}: invalid host or port")]
     Authority(String),
     #[error(
@@ -20,7 +21,21 @@ pub enum UrlError {
     Credentials(String),
 }
 
-use crate::wire::http::authority;
+/// `host[:port]` as it goes in a `Host` header: the port is left out when
+/// it is the scheme's default (80, or 443 over TLS; RFC 9110 §7.2).
+pub fn authority_for(host: &str, port: u16, transport: &Transport) -> String {
+    // An IPv6 address is bracketed even without a port (RFC 3986 §3.2.2).
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    if port == transport.default_port() {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
 
 /// The rest of `url` after `scheme://`, matching the scheme in any letter
 /// case (RFC 3986 §3.1: schemes are case-insensitive).
@@ -33,21 +48,31 @@ fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
     .then(|| &url[n + 3..])
 }
 
-/// Where a WebSocket target lives: `ws://host:port/path`.
+/// Where a WebSocket target lives: `ws://host:port/path` or
+/// `wss://host:port/path`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WsTarget {
     pub host: String,
     pub port: u16,
     pub path: String,
+    pub transport: Transport,
 }
 
 impl WsTarget {
+    /// `host[:port]` as the `Host` header gives it.
     pub fn authority(&self) -> String {
-        authority(&self.host, self.port)
+        authority_for(&self.host, self.port, &self.transport)
     }
 
-    pub async fn connect(&self, within: Duration) -> Result<TcpStream, String> {
-        crate::wire::connect::connect(&self.host, self.port, within).await
+    /// The target as a URL (`ws://` or `wss://`).
+    pub fn url(&self) -> String {
+        let scheme = if self.transport.is_tls() { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.authority(), self.path)
+    }
+
+    /// A connection (TCP, then TLS for `wss://`) within `within`.
+    pub async fn connect(&self, within: Duration) -> Result<Stream, ConnectError> {
+        transport::connect(&self.host, self.port, &self.transport, within).await
     }
 }
 
@@ -57,19 +82,39 @@ pub struct HttpTarget {
     pub host: String,
     pub port: u16,
     pub path: String,
+    pub transport: Transport,
 }
 
 impl HttpTarget {
     pub fn authority(&self) -> String {
-        authority(&self.host, self.port)
+        authority_for(&self.host, self.port, &self.transport)
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.authority(), self.path)
+        let scheme = if self.transport.is_tls() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{}", self.authority(), self.path)
+    }
+
+    /// A connection (TCP, then TLS for `https://`) within `within`.
+    pub async fn connect(&self, within: Duration) -> Result<Stream, ConnectError> {
+        transport::connect(&self.host, self.port, &self.transport, within).await
     }
 }
 
-fn split(url: &str, rest: &str) -> Result<(String, u16, String), UrlError> {
+/// The scheme's transport: TLS ones start with the platform's roots.
+fn transport_of(tls: bool) -> Transport {
+    if tls {
+        Transport::Tls(Tls::platform())
+    } else {
+        Transport::Tcp
+    }
+}
+
+fn split(url: &str, rest: &str, default_port: u16) -> Result<(String, u16, String), UrlError> {
     let (auth, path) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -88,7 +133,7 @@ fn split(url: &str, rest: &str) -> Result<(String, u16, String), UrlError> {
             .ok_or_else(|| UrlError::Authority(url.into()))?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| UrlError::Authority(url.into()))?,
-            None if after.is_empty() => 80,
+            None if after.is_empty() => default_port,
             None => return Err(UrlError::Authority(url.into())),
         };
         (h.to_string(), port)
@@ -98,7 +143,7 @@ fn split(url: &str, rest: &str) -> Result<(String, u16, String), UrlError> {
                 h.to_string(),
                 p.parse().map_err(|_| UrlError::Authority(url.into()))?,
             ),
-            None => (auth.to_string(), 80),
+            None => (auth.to_string(), default_port),
         }
     };
     if host.is_empty() || port == 0 {
@@ -107,22 +152,37 @@ fn split(url: &str, rest: &str) -> Result<(String, u16, String), UrlError> {
     Ok((host, port, path))
 }
 
+/// The rest of `url` after the plain or the TLS scheme, and whether it
+/// was the TLS one.
+fn strip_either<'a>(url: &'a str, plain: &str, tls: &str) -> Option<(&'a str, bool)> {
+    strip_scheme(url, tls)
+        .map(|r| (r, true))
+        .or_else(|| strip_scheme(url, plain).map(|r| (r, false)))
+}
+
 pub fn parse_ws(url: &str) -> Result<WsTarget, UrlError> {
-    if strip_scheme(url, "wss").is_some() {
-        return Err(UrlError::Tls(url.into()));
-    }
-    let rest = strip_scheme(url, "ws").ok_or_else(|| UrlError::NotWs(url.into()))?;
-    let (host, port, path) = split(url, rest)?;
-    Ok(WsTarget { host, port, path })
+    let (rest, tls) = strip_either(url, "ws", "wss").ok_or_else(|| UrlError::NotWs(url.into()))?;
+    let transport = transport_of(tls);
+    let (host, port, path) = split(url, rest, transport.default_port())?;
+    Ok(WsTarget {
+        host,
+        port,
+        path,
+        transport,
+    })
 }
 
 pub fn parse_http(url: &str) -> Result<HttpTarget, UrlError> {
-    if strip_scheme(url, "https").is_some() {
-        return Err(UrlError::Tls(url.into()));
-    }
-    let rest = strip_scheme(url, "http").ok_or_else(|| UrlError::NotHttp(url.into()))?;
-    let (host, port, path) = split(url, rest)?;
-    Ok(HttpTarget { host, port, path })
+    let (rest, tls) =
+        strip_either(url, "http", "https").ok_or_else(|| UrlError::NotHttp(url.into()))?;
+    let transport = transport_of(tls);
+    let (host, port, path) = split(url, rest, transport.default_port())?;
+    Ok(HttpTarget {
+        host,
+        port,
+        path,
+        transport,
+    })
 }
 
 #[cfg(test)]
@@ -142,7 +202,6 @@ mod tests {
             ("::1", 9, "[::1]:9".to_string())
         );
         assert_eq!(parse_ws("ws://localhost").unwrap().path, "/");
-        assert!(matches!(parse_ws("wss://x/"), Err(UrlError::Tls(_))));
         assert!(matches!(parse_ws("http://x/"), Err(UrlError::NotWs(_))));
         assert!(matches!(
             parse_ws("ws://x:99999/"),
@@ -155,10 +214,24 @@ mod tests {
     }
 
     #[test]
+    fn tls_schemes_default_to_443_and_keep_other_ports() {
+        let t = parse_ws("wss://example.test/chat").unwrap();
+        assert_eq!((t.port, t.transport.word()), (443, "tls"));
+        assert_eq!(t.authority(), "example.test");
+        assert_eq!(t.url(), "wss://example.test/chat");
+        let t = parse_ws("WSS://127.0.0.1:8443/").unwrap();
+        assert_eq!(t.authority(), "127.0.0.1:8443");
+        let h = parse_http("https://[::1]/events").unwrap();
+        assert_eq!((h.port, h.url()), (443, "https://[::1]/events".to_string()));
+        let h = parse_http("https://h:80/e").unwrap();
+        assert_eq!(h.authority(), "h:80");
+        assert_eq!(parse_ws("ws://x/").unwrap().transport.word(), "tcp");
+    }
+
+    #[test]
     fn schemes_are_case_insensitive_and_credentials_are_refused() {
         assert_eq!(parse_ws("WS://127.0.0.1:9/x").unwrap().path, "/x");
         assert_eq!(parse_http("HtTp://h:1/e").unwrap().host, "h");
-        assert!(matches!(parse_ws("WSS://x/"), Err(UrlError::Tls(_))));
         assert!(matches!(
             parse_ws("ws://user:pw@127.0.0.1:9001/"),
             Err(UrlError::Credentials(_))

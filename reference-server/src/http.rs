@@ -1,5 +1,6 @@
-//! One connection: HTTP/1.1 through hyper (the SSE routes and the
-//! WebSocket handshake), then, after an upgrade, the WebSocket session.
+//! One connection: the TLS handshake when the server serves TLS, HTTP/1.1
+//! through hyper (the SSE routes and the WebSocket handshake), then, after
+//! an upgrade, the WebSocket session.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -14,10 +15,14 @@ use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::stats::Gauge;
 use crate::{Shared, handshake, sse, ws};
+
+/// A client that has not finished the TLS handshake by then is dropped.
+const TLS_HANDSHAKE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Largest accepted `POST /publish` body.
 const MAX_PUBLISH_BODY: usize = 16 << 20;
@@ -30,22 +35,40 @@ type PendingUpgrade = (OnUpgrade, handshake::Accepted);
 
 pub(crate) async fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
     let _connection = shared.gauges.hold(Gauge::Connections);
+    // Echoes and pongs are small writes that must go out at once.
+    let _ = tcp.set_nodelay(true);
+    match shared.tls.clone() {
+        None => serve(tcp, &shared).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_WITHIN, acceptor.accept(tcp));
+            if let Ok(Ok(stream)) = handshake.await {
+                serve(stream, &shared).await;
+            }
+        }
+    }
+}
+
+async fn serve<Io>(io: Io, shared: &Arc<Shared>)
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // Each phase in its own allocation: a task's future is as large as its
     // largest state for its whole life, and a WebSocket session may live for
     // hours after the HTTP phase ended.
-    let upgrade = Box::pin(http(tcp, &shared)).await;
+    let upgrade = Box::pin(http(io, shared)).await;
     if let Some((on_upgrade, accepted)) = upgrade {
         if let Ok(upgraded) = on_upgrade.await {
-            Box::pin(ws::serve(upgraded, &shared, accepted)).await;
+            Box::pin(ws::serve(upgraded, shared, accepted)).await;
         }
     }
 }
 
 /// Serves HTTP requests until the connection ends or is upgraded; returns
 /// the accepted upgrade, if any.
-async fn http(tcp: TcpStream, shared: &Arc<Shared>) -> Option<PendingUpgrade> {
-    // Echoes and pongs are small writes that must go out at once.
-    let _ = tcp.set_nodelay(true);
+async fn http<Io>(io: Io, shared: &Arc<Shared>) -> Option<PendingUpgrade>
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let pending: Arc<Mutex<Option<PendingUpgrade>>> = Arc::default();
     let service = {
         let pending = pending.clone();
@@ -58,7 +81,7 @@ async fn http(tcp: TcpStream, shared: &Arc<Shared>) -> Option<PendingUpgrade> {
     };
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     conn.await.ok()?;
     pending.lock().unwrap_or_else(|p| p.into_inner()).take()

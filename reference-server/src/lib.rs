@@ -1,7 +1,8 @@
 //! pushspec reference server: a minimal, strictly conforming WebSocket
 //! (RFC 6455) echo server and Server-Sent Events (WHATWG HTML §9.2) server.
 //!
-//! Routes (HTTP/1.1, one task per connection):
+//! Routes (HTTP/1.1 over TCP, or over TLS with [`Server::with_tls`]; one
+//! task per connection):
 //! - any path with an `Upgrade` header: WebSocket handshake, then echo
 //!   (with permessage-deflate, RFC 7692, when offered; see [`WsConfig::deflate`]);
 //! - `GET /events`: an event stream;
@@ -36,6 +37,7 @@ mod sse;
 mod stats;
 #[cfg(test)]
 mod test_frames;
+pub mod tls;
 mod trim;
 mod validator;
 mod vocab;
@@ -146,6 +148,8 @@ struct Shared {
     gauges: Arc<Gauges>,
     /// Woken when memory was freed (a connection closed, a session parked).
     freed: tokio::sync::Notify,
+    /// Set: every connection starts with a TLS handshake.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// A bound, not yet running server.
@@ -164,8 +168,18 @@ impl Server {
             hub: sse::Hub::new(config.sse),
             gauges: Arc::default(),
             freed: tokio::sync::Notify::new(),
+            tls: None,
         });
         Ok(Server { listener, shared })
+    }
+
+    /// Serves TLS on the bound socket: every connection starts with a TLS
+    /// handshake, then speaks the same HTTP/1.1 and WebSocket.
+    pub fn with_tls(mut self, tls: tls::Tls) -> Server {
+        Arc::get_mut(&mut self.shared)
+            .expect("a server not yet running is the only owner of its state")
+            .tls = Some(tls.acceptor);
+        self
     }
 
     /// The bound address (with the real port when bound to port 0).

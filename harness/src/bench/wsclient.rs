@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::target::WsTarget;
 use crate::wire::frame::{self, Frame, Opcode};
 use crate::wire::handshake::random_key;
 use crate::wire::http::{Request, Response};
+use crate::wire::transport::{ReadHalf, WriteHalf};
 
 /// Largest message the benchmarks accept back (they send at most this).
 pub use crate::wire::MAX_MESSAGE;
@@ -48,25 +47,18 @@ impl Failure {
 }
 
 pub struct Reader {
-    read: OwnedReadHalf,
+    read: ReadHalf,
     buf: BytesMut,
     /// The message being reassembled from fragments.
     partial: Vec<u8>,
 }
 
 /// Connects and upgrades; the halves are ready for frames.
-pub async fn connect(
-    target: &WsTarget,
-    within: Duration,
-) -> Result<(Reader, OwnedWriteHalf), Failure> {
-    let stream = tokio::time::timeout(
-        within,
-        TcpStream::connect((target.host.as_str(), target.port)),
-    )
-    .await
-    .map_err(|_| Failure::Connect("timed out".into()))?
-    .map_err(|e| Failure::Connect(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
+pub async fn connect(target: &WsTarget, within: Duration) -> Result<(Reader, WriteHalf), Failure> {
+    let stream = target
+        .connect(within)
+        .await
+        .map_err(|e| Failure::Connect(e.to_string()))?;
     let (read, mut write) = stream.into_split();
     let key = random_key();
     let req = Request::upgrade(&target.authority(), &target.path, &key, &[]);
@@ -76,10 +68,11 @@ pub async fn connect(
         partial: Vec::new(),
     };
     let exchange = async {
-        write
-            .write_all(&req.to_bytes())
-            .await
-            .map_err(|e| Failure::Handshake(e.to_string()))?;
+        let sent = async {
+            write.write_all(&req.to_bytes()).await?;
+            write.flush().await
+        };
+        sent.await.map_err(|e| Failure::Handshake(e.to_string()))?;
         loop {
             match Response::parse(&reader.buf) {
                 Ok(Some((resp, n))) => {
@@ -108,18 +101,19 @@ pub async fn connect(
 }
 
 /// Sends one masked message.
-pub async fn send(
-    write: &mut OwnedWriteHalf,
-    opcode: Opcode,
-    payload: &[u8],
-) -> Result<(), Failure> {
+pub async fn send(write: &mut WriteHalf, opcode: Opcode, payload: &[u8]) -> Result<(), Failure> {
     let key = fastrand::u32(..).to_be_bytes();
     let bytes = frame::encode(&Frame::new(opcode, payload.to_vec()).masked(key));
-    write.write_all(&bytes).await.map_err(|_| Failure::Reset)
+    // The flush hands the last TLS record to the socket (a no-op over TCP).
+    let sent = async {
+        write.write_all(&bytes).await?;
+        write.flush().await
+    };
+    sent.await.map_err(|_| Failure::Reset)
 }
 
 /// Sends a close frame, ignoring errors (the connection is ending anyway).
-pub async fn close(write: &mut OwnedWriteHalf) {
+pub async fn close(write: &mut WriteHalf) {
     let _ = send(write, Opcode::Close, &frame::close_payload(Some(1000), b"")).await;
 }
 

@@ -58,6 +58,8 @@ pub struct BenchArgs {
     /// Write the JSON report here (`-`: standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,38 +195,47 @@ pub(super) async fn bench(
     let embedded = if external {
         None
     } else {
-        let server = pushspec_reference_server::Server::bind(
-            ([127, 0, 0, 1], 0).into(),
-            pushspec_reference_server::Config::conformance(),
-        )
-        .await
-        .map_err(ConfigError::Embedded)?;
-        Some(server.spawn_isolated().map_err(ConfigError::Embedded)?)
+        args.tls.apply(None)?;
+        Some(super::tls::embedded(args.tls.tls).await?)
     };
-    let reference = embedded
-        .as_ref()
-        .map(|s| crate::engine::Targets::reference(s.local_addr()));
-    let target = if scenario.is_sse() {
+    let reference = embedded.as_ref().map(|(_, targets)| targets.clone());
+    let mut targets = if scenario.is_sse() {
         match (&args.sse, &args.publish, &reference) {
             (Some(s), p, _) if p.is_some() || scenario == Scenario::SseConnect => {
-                bench::Target::Sse(crate::sse::run::SseTarget {
-                    stream: crate::target::parse_http(s)?,
-                    publish: p.as_deref().map(crate::target::parse_http).transpose()?,
-                })
+                crate::engine::Targets {
+                    ws: None,
+                    sse: Some(crate::sse::run::SseTarget {
+                        stream: crate::target::parse_http(s)?,
+                        publish: p.as_deref().map(crate::target::parse_http).transpose()?,
+                    }),
+                }
             }
-            (None, _, Some(r)) => {
-                bench::Target::Sse(r.sse.clone().expect("reference SSE endpoints"))
-            }
+            (None, _, Some(r)) => r.clone(),
             _ => return Err(ConfigError::BenchTarget(scenario)),
         }
     } else {
         match (&args.ws, &reference) {
-            (Some(u), _) => bench::Target::Ws(crate::target::parse_ws(u)?),
-            (None, Some(r)) => {
-                bench::Target::Ws(r.ws.clone().expect("reference WebSocket endpoint"))
-            }
+            (Some(u), _) => crate::engine::Targets {
+                ws: Some(crate::target::parse_ws(u)?),
+                sse: None,
+            },
+            (None, Some(r)) => r.clone(),
             (None, None) => return Err(ConfigError::BenchTarget(scenario)),
         }
+    };
+    if embedded.is_none() {
+        args.tls.apply(Some(&mut targets))?;
+    }
+    if super::tls::transport_info(&targets).insecure {
+        let _ = writeln!(
+            err,
+            "pushspec: warning: --insecure: TLS certificates are not verified; nothing shows who answered"
+        );
+    }
+    let target = if scenario.is_sse() {
+        bench::Target::Sse(targets.sse.expect("an SSE target"))
+    } else {
+        bench::Target::Ws(targets.ws.expect("a WebSocket target"))
     };
     let plan = bench::Plan {
         scenario,

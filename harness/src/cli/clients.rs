@@ -434,6 +434,14 @@ pub(super) async fn clients(
             sse_target: None,
             publish: None,
             embedded: false,
+            // pushspec listens on plain TCP; the client under test connects.
+            transport: report::TransportInfo {
+                ws: Some("tcp"),
+                sse: None,
+                publish: None,
+                tls_verification: None,
+                insecure: false,
+            },
             strict: args.strict,
             stop,
             not_run: not_run.clone(),

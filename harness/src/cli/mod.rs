@@ -13,6 +13,7 @@ mod list;
 mod report;
 mod resolve;
 mod run;
+mod tls;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub enum Command {
         /// Address to listen on: IP:PORT or HOST:PORT (e.g. localhost:9001).
         #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR")]
         listen: String,
+        #[command(flatten)]
+        tls: tls::ServeTls,
     },
 }
 
@@ -135,6 +138,8 @@ pub struct RunArgs {
     /// Colour the console output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
 }
 
 impl RunArgs {
@@ -218,6 +223,8 @@ pub enum ConfigError {
     Input(#[from] crate::report::load::LoadError),
     #[error("no case with id {0:?} (try `pushspec list`)")]
     NoSuchCase(String),
+    #[error(transparent)]
+    Tls(Box<tls::TlsFlagError>),
 }
 
 /// Entry point of the binary.
@@ -265,7 +272,7 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send), err: &mut (dyn Writ
         Command::List(args) => list::list(args, out, err),
         Command::Show { id, cases } => list::show(&id, cases, out),
         Command::Report(args) => report::report(args, out),
-        Command::Serve { listen } => serve(&listen, out).await,
+        Command::Serve { listen, tls } => serve(&listen, &tls, out).await,
         Command::Clients(args) => clients::clients(*args, out, err).await,
     };
     match result {
@@ -300,8 +307,16 @@ async fn listen_addr(listen: &str) -> Result<std::net::SocketAddr, ConfigError> 
     })
 }
 
-async fn serve(listen: &str, out: &mut (dyn Write + Send)) -> Result<i32, ConfigError> {
+async fn serve(
+    listen: &str,
+    tls: &tls::ServeTls,
+    out: &mut (dyn Write + Send),
+) -> Result<i32, ConfigError> {
     let addr = listen_addr(listen).await?;
+    let host = listen
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']));
+    let tls = tls.load(host)?;
     let server = pushspec_reference_server::Server::bind(addr, Default::default())
         .await
         .map_err(|source| ConfigError::Listen {
@@ -309,9 +324,13 @@ async fn serve(listen: &str, out: &mut (dyn Write + Send)) -> Result<i32, Config
             source,
         })?;
     let addr = server.local_addr();
+    let (server, ws, http) = match tls {
+        Some(t) => (server.with_tls(t), "wss", "https"),
+        None => (server, "ws", "http"),
+    };
     let _ = writeln!(
         out,
-        "pushspec reference server: ws://{addr}/ (echo), http://{addr}/events (SSE), http://{addr}/publish (POST)"
+        "pushspec reference server: {ws}://{addr}/ (echo), {http}://{addr}/events (SSE), {http}://{addr}/publish (POST)"
     );
     let _ = out.flush();
     tokio::select! {

@@ -36,6 +36,8 @@ pub(super) struct RunConfig {
     pub cases_dir: Option<PathBuf>,
     /// `None`: the embedded reference server.
     pub targets: Option<Targets>,
+    /// The embedded server serves TLS (`--tls`).
+    pub embedded_tls: bool,
     pub json: Option<Dest>,
     pub junit: Option<Dest>,
     pub html: Option<Dest>,
@@ -169,6 +171,8 @@ pub(super) fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         }
         Some(t)
     };
+    let mut targets = targets;
+    args.tls.apply(targets.as_mut())?;
 
     let (json, junit, html) = (dest(&args.json), dest(&args.junit), dest(&args.html));
     check_destinations(&[("--json", &json), ("--junit", &junit), ("--html", &html)])?;
@@ -189,6 +193,7 @@ pub(super) fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         profile_path: args.profile.clone(),
         cases_dir: args.cases.clone(),
         targets,
+        embedded_tls: args.tls.tls,
         json,
         junit,
         html,

@@ -214,29 +214,26 @@ pub(super) async fn run(
     let (targets, _embedded) = match &cfg.targets {
         Some(t) => (t.clone(), None),
         None => {
-            let server = pushspec_reference_server::Server::bind(
-                ([127, 0, 0, 1], 0).into(),
-                pushspec_reference_server::Config::conformance(),
-            )
-            .await
-            .map_err(ConfigError::Embedded)?;
-            let addr = server.local_addr();
+            let (server, targets) = super::tls::embedded(cfg.embedded_tls).await?;
             profile.get_or_insert_with(Profile::reference);
             if level != Verbosity::Quiet {
+                let over = if cfg.embedded_tls { " over TLS" } else { "" };
                 let _ = writeln!(
                     io.console,
-                    "testing the embedded reference server on {addr}"
+                    "testing the embedded reference server on {}{over}",
+                    server.local_addr()
                 );
             }
-            // Its own thread and runtime, like a separate process: the
-            // harness's deadlines then measure the server, not contention
-            // with the harness.
-            (
-                Targets::reference(addr),
-                Some(server.spawn_isolated().map_err(ConfigError::Embedded)?),
-            )
+            (targets, Some(server))
         }
     };
+    let transport = super::tls::transport_info(&targets);
+    if transport.insecure {
+        let _ = writeln!(
+            io.diag(),
+            "pushspec: warning: --insecure: TLS certificates are not verified; nothing shows who answered"
+        );
+    }
 
     let chosen: Vec<Case> = cfg
         .selected
@@ -319,9 +316,8 @@ pub(super) async fn run(
         let ws = targets.ws.as_ref().expect("probed");
         let _ = writeln!(
             io.diag(),
-            "pushspec: warning: the opening handshake with ws://{}{} failed ({why}); {} that need it are not run",
-            ws.authority(),
-            ws.path,
+            "pushspec: warning: the opening handshake with {} failed ({why}); {} that need it are not run",
+            ws.url(),
             crate::text::count(not_run.len(), "case", "cases")
         );
         prejudged = not_run
@@ -434,10 +430,7 @@ pub(super) async fn run(
     let info = RunInfo {
         started,
         duration: t0.elapsed(),
-        ws_target: targets
-            .ws
-            .as_ref()
-            .map(|t| format!("ws://{}{}", t.authority(), t.path)),
+        ws_target: targets.ws.as_ref().map(|t| t.url()),
         sse_target: targets.sse.as_ref().map(|t| t.stream.url()),
         publish: targets
             .sse
@@ -445,6 +438,7 @@ pub(super) async fn run(
             .and_then(|t| t.publish.as_ref())
             .map(|p| p.url()),
         embedded: cfg.targets.is_none(),
+        transport,
         strict: cfg.strict,
         stop: finished.stop,
         not_run: finished.not_run,

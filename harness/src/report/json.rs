@@ -25,6 +25,9 @@ struct Targets<'a> {
     /// Written only when true: the embedded reference server was tested.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     embedded: bool,
+    /// How each target was reached (`tcp`, `tls`) and how TLS
+    /// certificates were verified.
+    transport: &'a super::TransportInfo,
     /// What the run offered cases, and whether the wire showed it or the
     /// profile (or a flag) declared it.
     capabilities: &'a [CapabilityInfo],
@@ -99,6 +102,7 @@ pub fn render(info: &RunInfo, results: &[CaseResult]) -> String {
             sse: info.sse_target.as_deref(),
             publish: info.publish.as_deref(),
             embedded: info.embedded,
+            transport: &info.transport,
             capabilities: &info.capabilities,
         },
         agent: info.agent.as_deref(),

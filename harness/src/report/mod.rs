@@ -81,6 +81,24 @@ pub struct CapabilityInfo {
     pub source: CapabilitySource,
 }
 
+/// The transports of a run, as the JSON report names them.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TransportInfo {
+    /// `tcp` or `tls`, per target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ws: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<&'static str>,
+    /// How TLS certificates were verified (`platform-roots`, `ca-file`,
+    /// `embedded-certificate`, `none`); absent without a TLS target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_verification: Option<&'static str>,
+    /// Certificates were not verified (`--insecure`).
+    pub insecure: bool,
+}
+
 /// Everything a report file holds about one run.
 #[derive(Clone, Debug)]
 pub struct RunInfo {
@@ -92,6 +110,8 @@ pub struct RunInfo {
     /// The target is the embedded reference server (its port changes
     /// from run to run; reports of it still compare as one target).
     pub embedded: bool,
+    /// How the targets were reached.
+    pub transport: TransportInfo,
     pub strict: bool,
     /// What cut the run short, if anything.
     pub stop: Option<Stop>,

@@ -1,4 +1,4 @@
-//! A raw HTTP/1.1 client for SSE targets, over plain TCP, so that the
+//! A raw HTTP/1.1 client for SSE targets, over TCP or TLS, so that the
 //! harness sees exactly what the server sends: the response head and when
 //! it arrived, how the body is delimited (`Content-Length`, chunked, or the
 //! connection closing), and every body byte with its arrival time.
@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use flate2::write::{GzDecoder, ZlibDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::target::HttpTarget;
 use crate::transcript::preview;
 use crate::wire::http::{Request, Response};
+use crate::wire::transport::{ConnectError, Stream};
 
 /// Longest chunk-size line (size, extensions, CRLF).
 const MAX_CHUNK_LINE: usize = 4096;
@@ -119,15 +119,21 @@ pub struct Limits {
     pub max_body: u64,
 }
 
-/// Opens a TCP connection to the target within `within`.
-pub async fn connect(target: &HttpTarget, within: Duration) -> Result<TcpStream, String> {
-    crate::wire::connect::connect(&target.host, target.port, within).await
+/// Opens a connection to the target (TCP, then TLS for `https://`) within
+/// `within`.
+pub async fn connect(target: &HttpTarget, within: Duration) -> Result<Stream, ConnectError> {
+    target.connect(within).await
 }
 
-/// Writes `bytes`, allowing `io_timeout` plus a second per 8 MiB.
-async fn write_all(sock: &mut TcpStream, bytes: &[u8], io_timeout: Duration) -> Result<(), String> {
+/// Writes `bytes`, allowing `io_timeout` plus a second per 8 MiB. The
+/// flush hands the last TLS record to the socket.
+async fn write_all(sock: &mut Stream, bytes: &[u8], io_timeout: Duration) -> Result<(), String> {
     let within = io_timeout + Duration::from_secs(bytes.len() as u64 / (8 << 20));
-    match tokio::time::timeout(within, sock.write_all(bytes)).await {
+    let write = async {
+        sock.write_all(bytes).await?;
+        sock.flush().await
+    };
+    match tokio::time::timeout(within, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("writing the request failed: {e}")),
         Err(_) => Err(format!(
@@ -159,7 +165,9 @@ impl StreamConn {
         req: &Request,
         limits: Limits,
     ) -> Result<StreamConn, String> {
-        let mut sock = connect(target, limits.io_timeout).await?;
+        let mut sock = connect(target, limits.io_timeout)
+            .await
+            .map_err(|e| e.to_string())?;
         write_all(&mut sock, &req.to_bytes(), limits.io_timeout).await?;
         let sent_at = Instant::now();
         let (tx, items) = mpsc::channel(64);
@@ -436,7 +444,7 @@ fn framing_of(r: &Response, head_only: bool) -> Result<Framing, Item> {
 }
 
 struct Reader {
-    sock: TcpStream,
+    sock: Stream,
     buf: Vec<u8>,
     max_body: u64,
 }
@@ -450,7 +458,7 @@ enum HeadRead {
 }
 
 impl Reader {
-    fn new(sock: TcpStream, max_body: u64) -> Reader {
+    fn new(sock: Stream, max_body: u64) -> Reader {
         Reader {
             sock,
             buf: Vec::with_capacity(16 * 1024),
@@ -696,7 +704,9 @@ async fn exchange(
     bytes: &[u8],
     io_timeout: Duration,
 ) -> Result<Reply, String> {
-    let mut sock = connect(target, io_timeout).await?;
+    let mut sock = connect(target, io_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     write_all(&mut sock, bytes, io_timeout).await?;
     let mut r = Reader::new(sock, MAX_POST_BODY as u64);
     let response = match tokio::time::timeout(io_timeout, r.head()).await {

@@ -1,4 +1,4 @@
-//! One raw TCP connection to a WebSocket target: a reader task that turns
+//! One raw connection (TCP or TLS) to a WebSocket target: a reader task that turns
 //! the target's bytes into strictly checked events, and a writer the case
 //! script drives. Splitting the two means a target that writes while the
 //! harness is still writing (pipelined pings, big echoes) can never
@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
@@ -21,6 +19,7 @@ use crate::wire::digest::{Digest, Digester, Utf8Stream};
 use crate::wire::frame::{self, Frame, MessageType, Opcode};
 use crate::wire::http::Response;
 use crate::wire::lz77;
+use crate::wire::transport::{ReadHalf, Stream, WriteHalf};
 
 /// What the target sent, after strict checking.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,7 +147,7 @@ struct Shared {
 }
 
 pub struct Conn {
-    write: OwnedWriteHalf,
+    write: WriteHalf,
     events: mpsc::Receiver<Event>,
     /// An event taken but not consumed by an optional expectation.
     pending: Option<Event>,
@@ -168,8 +167,7 @@ impl Drop for Conn {
 
 impl Conn {
     /// Starts reading: first an HTTP response head, then frames if it is 101.
-    pub fn start(stream: TcpStream, transcript: Transcript, limits: Limits) -> Conn {
-        let _ = stream.set_nodelay(true);
+    pub fn start(stream: Stream, transcript: Transcript, limits: Limits) -> Conn {
         let (read, write) = stream.into_split();
         let (tx, events) = mpsc::channel(32);
         let shared = Arc::new(Shared::default());
@@ -232,7 +230,7 @@ impl Conn {
         while written < total {
             let mut rest = frame;
             while !rest.is_empty() {
-                match tokio::time::timeout(stall, self.write.write(rest)).await {
+                match tokio::time::timeout(stall, write_through(&mut self.write, rest)).await {
                     Err(_) => return FloodEnd::Stalled { written },
                     Ok(Ok(0)) => {
                         return FloodEnd::PeerGone {
@@ -288,7 +286,7 @@ impl Conn {
                 };
                 tokio::select! {
                     biased;
-                    r = tokio::time::timeout(idle, self.write.write(rest)) => match r {
+                    r = tokio::time::timeout(idle, write_through(&mut self.write, rest)) => match r {
                         Ok(Ok(n)) if n > 0 => rest = &rest[n..],
                         Ok(Ok(_)) => return self.gone("the target accepts no more bytes"),
                         Ok(Err(e)) => return self.gone(&e.to_string()),
@@ -391,8 +389,18 @@ impl Conn {
     }
 }
 
+/// Writes some of `bytes` and pushes them onto the wire. Over TLS a write
+/// may leave encrypted bytes buffered when the socket is full; flushing
+/// makes "written" mean "handed to the socket", as it does over TCP, so no
+/// tail waits for a later write that never comes.
+async fn write_through(w: &mut WriteHalf, bytes: &[u8]) -> std::io::Result<usize> {
+    let n = w.write(bytes).await?;
+    w.flush().await?;
+    Ok(n)
+}
+
 struct Reader {
-    read: OwnedReadHalf,
+    read: ReadHalf,
     buf: BytesMut,
     tx: mpsc::Sender<Event>,
     shared: Arc<Shared>,
@@ -1071,7 +1079,7 @@ mod tests {
         max: u64,
     ) -> Vec<Event> {
         let addr = serve(response, frames).await;
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let stream = Stream::Tcp(tokio::net::TcpStream::connect(addr).await.unwrap());
         let mut c = Conn::start(
             stream,
             Transcript::new(),
@@ -1238,7 +1246,7 @@ mod tests {
                 .await;
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let stream = Stream::Tcp(tokio::net::TcpStream::connect(addr).await.unwrap());
         let limits = Limits {
             io_timeout: Duration::from_secs(3),
             max_message: 1 << 20,

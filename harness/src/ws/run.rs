@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
 
 use super::conn::{Conn, Event, FloodEnd, Limits, kind_name};
 use crate::case::Level;
@@ -145,7 +144,7 @@ pub async fn run(
         Ok(s) => s,
         Err(e) => {
             return Run {
-                error: Some(e),
+                error: Some(e.to_string()),
                 handshake_failed: true,
                 ..Run::default()
             };
@@ -691,7 +690,7 @@ impl Driver<'_> {
                         Stop::Failed(Finding::new(
                             format!("the target no longer accepts connections: {e}"),
                             "a new connection is accepted",
-                            e,
+                            e.to_string(),
                         ))
                     })?;
                 self.fresh_connection(stream);
@@ -747,7 +746,7 @@ impl Driver<'_> {
     /// per-connection field as `run` starts it: a `reconnect` must not see
     /// the old connection's close, agreement, key or counts. Dropping the
     /// old connection aborts its reader and closes it.
-    fn fresh_connection(&mut self, stream: TcpStream) {
+    fn fresh_connection(&mut self, stream: crate::wire::transport::Stream) {
         let quiet = self.conn.quiet();
         self.conn = Conn::start(stream, self.t.clone(), limits(self.settings, self.caps));
         self.conn.set_quiet(quiet);
