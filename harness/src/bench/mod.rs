@@ -178,7 +178,7 @@ pub async fn run(plan: Plan, live: Option<&mut (dyn Write + Send)>) -> Result<Re
     let stall = Duration::from_secs(5);
     let meter = Arc::new(progress::Meter::new(live.is_some()));
     let described = match &plan.target {
-        Target::Ws(t) => format!("ws://{}{}", t.authority(), t.path),
+        Target::Ws(t) => t.url(),
         Target::Sse(t) => t.stream.url(),
     };
 
