@@ -527,3 +527,45 @@ impl AsyncWrite for WriteHalf {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_records_are_told_from_http() {
+        assert!(looks_like_tls(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]));
+        assert!(looks_like_tls(&[0x16, 0x03, 0x01]));
+        assert!(!looks_like_tls(b"HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(!looks_like_tls(&[0x15]));
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let dir = std::env::temp_dir().join(format!("pushspec-transport-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        assert!(matches!(
+            Tls::ca_file(&empty),
+            Err(TlsConfigError::Empty(_))
+        ));
+        assert!(matches!(
+            Tls::ca_file(&dir.join("absent.pem")),
+            Err(TlsConfigError::Read { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn transports_name_themselves_and_their_default_port() {
+        let tls = Transport::Tls(Tls::insecure());
+        assert_eq!((tls.word(), tls.default_port()), ("tls", 443));
+        assert_eq!(
+            (Transport::Tcp.word(), Transport::Tcp.default_port()),
+            ("tcp", 80)
+        );
+        assert_eq!(Tls::insecure().trust().word(), "none");
+        assert_eq!(Tls::platform().trust().word(), "platform-roots");
+    }
+}
