@@ -324,6 +324,16 @@ async fn serve(
             source,
         })?;
     let addr = server.local_addr();
+    // Signal handlers are installed (by a first poll) before the URLs are
+    // printed: a supervisor that stops the server as soon as it reads them
+    // must get a clean exit, not death by SIGTERM.
+    let stop = run::signal();
+    tokio::pin!(stop);
+    tokio::select! {
+        biased;
+        _ = &mut stop => return Ok(exit::OK),
+        _ = std::future::ready(()) => {}
+    }
     let (server, ws, http) = match tls {
         Some(t) => (server.with_tls(t), "wss", "https"),
         None => (server, "ws", "http"),
@@ -335,7 +345,7 @@ async fn serve(
     let _ = out.flush();
     tokio::select! {
         _ = server.run() => {}
-        _ = run::signal() => {}
+        _ = stop => {}
     }
     Ok(exit::OK)
 }
