@@ -1745,6 +1745,7 @@ mod tests {
             host: addr.ip().to_string(),
             port: addr.port(),
             path: "/".to_string(),
+            transport: crate::wire::transport::Transport::Tcp,
         };
         let settings = Settings {
             timeout: Duration::from_secs(2),
