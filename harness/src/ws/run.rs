@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-
 use super::conn::{Conn, Event, FloodEnd, Limits, kind_name};
 use crate::case::Level;
 use crate::case::ws_step::{
