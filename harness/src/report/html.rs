@@ -147,7 +147,7 @@ fn card(out: &mut String, col: usize, c: &Column) {
     if let Some(p) = &r.targets.publish {
         dd("publish", p);
     }
-    dd("transport", r.transport());
+    dd("transport", &r.transport());
     dd("started", &r.started_at);
     dd("run time", &seconds(r.duration_ms));
     dd("profile", r.config.profile.as_deref().unwrap_or("none"));

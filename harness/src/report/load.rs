@@ -50,6 +50,16 @@ pub enum Loaded {
     Bench(Box<BenchReport>),
 }
 
+/// `targets.transport` of the JSON report: `tcp` or `tls` per target.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Transport {
+    pub ws: Option<String>,
+    pub sse: Option<String>,
+    pub publish: Option<String>,
+    #[serde(default)]
+    pub insecure: bool,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct RunReport {
     /// The file it came from (not in the JSON; set on load).
@@ -88,8 +98,8 @@ pub struct Targets {
     pub ws: Option<String>,
     pub sse: Option<String>,
     pub publish: Option<String>,
-    /// Absent before transports other than plain HTTP/1.1 existed.
-    pub transport: Option<String>,
+    /// Absent before TLS existed: every target was plain TCP.
+    pub transport: Option<Transport>,
     /// The run tested the embedded reference server (on a port of the day).
     #[serde(default)]
     pub embedded: bool,
@@ -213,9 +223,24 @@ impl RunReport {
         }
     }
 
-    /// The transport the cases ran over (plain HTTP/1.1 before reports said).
-    pub fn transport(&self) -> &str {
-        self.targets.transport.as_deref().unwrap_or("http/1.1")
+    /// The transports the cases ran over, e.g. `http/1.1 over tls (ws)`;
+    /// plain `http/1.1` before reports said.
+    pub fn transport(&self) -> String {
+        let Some(t) = &self.targets.transport else {
+            return "http/1.1".to_string();
+        };
+        let mut tls: Vec<&str> = [("ws", &t.ws), ("sse", &t.sse), ("publish", &t.publish)]
+            .into_iter()
+            .filter(|(_, w)| w.as_deref() == Some("tls"))
+            .map(|(name, _)| name)
+            .collect();
+        if tls.is_empty() {
+            return "http/1.1".to_string();
+        }
+        if t.insecure {
+            tls.push("certificates not verified");
+        }
+        format!("http/1.1 over tls ({})", tls.join(", "))
     }
 
     /// Count of cases per outcome as written (unknown outcomes included).
@@ -389,5 +414,15 @@ mod tests {
         assert_eq!(r.cases[0].family(), "ws.x");
         assert_eq!(r.cases[0].outcome(), None);
         assert_eq!(r.transport(), "http/1.1");
+        let Ok(Loaded::Run(r)) = parse(
+            "a",
+            r#"{"schema_version": 1, "targets": {"transport": {"ws": "tls", "sse": "tcp", "insecure": true}}, "cases": []}"#,
+        ) else {
+            panic!("a report with transports loads")
+        };
+        assert_eq!(
+            r.transport(),
+            "http/1.1 over tls (ws, certificates not verified)"
+        );
     }
 }

@@ -136,7 +136,7 @@ fn totals(out: &mut String, m: &Matrix) {
         });
     }
     row("run time", &|r| seconds(r.duration_ms));
-    row("transport", &|r| text(r.transport()));
+    row("transport", &|r| text(&r.transport()));
     row("profile", &|r| {
         r.config.profile.as_deref().map_or("none".into(), text)
     });
