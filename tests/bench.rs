@@ -8,29 +8,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use pushspec::cli::{Cli, ConfigError, execute, exit};
+use pushspec::cli::{Cli, ConfigError, exit};
+use support::command::{pushspec, temp_dir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use support::{broken_sse, broken_ws};
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn pushspec(args: &[&str]) -> Output {
-    let cli = Cli::try_parse_from(std::iter::once("pushspec").chain(args.iter().copied()))
-        .expect("arguments parse");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = execute(cli, &mut out, &mut err).await;
-    Output {
-        code,
-        stdout: String::from_utf8_lossy(&out).into_owned(),
-        stderr: String::from_utf8_lossy(&err).into_owned(),
-    }
-}
 
 /// Runs a bench that writes its JSON to standard output; returns it.
 async fn report(args: &[&str]) -> serde_json::Value {
@@ -42,13 +25,6 @@ async fn report(args: &[&str]) -> serde_json::Value {
     // With the JSON on standard output there is never a progress line.
     assert!(o.stderr.is_empty(), "{:?}", o.stderr);
     serde_json::from_str(&o.stdout).unwrap()
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("pushspec-bench-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 async fn reference() -> pushspec_reference_server::ServerHandle {

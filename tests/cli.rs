@@ -1,35 +1,13 @@
 //! The command line as users' CI scripts see it: exit codes, report files,
 //! and verdicts (never hangs) against absent, silent and broken targets.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use pushspec::cli::{Cli, execute, exit};
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn pushspec(args: &[&str]) -> Output {
-    let cli = Cli::try_parse_from(std::iter::once("pushspec").chain(args.iter().copied()))
-        .expect("arguments parse");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = execute(cli, &mut out, &mut err).await;
-    Output {
-        code,
-        stdout: String::from_utf8_lossy(&out).into_owned(),
-        stderr: String::from_utf8_lossy(&err).into_owned(),
-    }
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("pushspec-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use pushspec::cli::{Cli, exit};
+use support::command::{pushspec, temp_dir};
 
 /// A port on loopback where nothing listens.
 fn closed_port() -> u16 {

@@ -17,34 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use pushspec::cli::{Cli, execute, exit};
+use pushspec::cli::exit;
 use support::broken_ws::{Fault, spawn};
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn pushspec(args: &[&str]) -> Output {
-    let cli = Cli::try_parse_from(std::iter::once("pushspec").chain(args.iter().copied()))
-        .expect("arguments parse");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = execute(cli, &mut out, &mut err).await;
-    Output {
-        code,
-        stdout: String::from_utf8_lossy(&out).into_owned(),
-        stderr: String::from_utf8_lossy(&err).into_owned(),
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pushspec-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use support::command::{pushspec, temp_dir};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

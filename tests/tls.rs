@@ -3,40 +3,16 @@
 //! any case runs, --insecure is said out loud, and the client sends SNI
 //! and ALPN. Loopback only; every certificate is made here, at test time.
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use pushspec::cli::{Cli, execute, exit};
+use pushspec::cli::exit;
 use pushspec_reference_server::tls::Tls as ServerTls;
 use pushspec_reference_server::{Config, Server, ServerHandle};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn pushspec(args: &[&str]) -> Output {
-    let cli = Cli::try_parse_from(std::iter::once("pushspec").chain(args.iter().copied()))
-        .expect("arguments parse");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = execute(cli, &mut out, &mut err).await;
-    Output {
-        code,
-        stdout: String::from_utf8_lossy(&out).into_owned(),
-        stderr: String::from_utf8_lossy(&err).into_owned(),
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pushspec-tls-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use support::command::{Output, pushspec, temp_dir};
 
 /// A private CA, made now.
 struct Ca {

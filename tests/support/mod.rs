@@ -7,6 +7,7 @@
 pub mod broken_client;
 pub mod broken_sse;
 pub mod broken_ws;
+pub mod command;
 pub mod prove;
 pub mod sse_faults;
 pub mod sse_table;
